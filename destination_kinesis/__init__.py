@@ -1,0 +1,1 @@
+"""Airbyte destination that writes syncs into Amazon Kinesis Data Streams."""

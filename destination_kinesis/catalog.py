@@ -1,0 +1,67 @@
+"""The configured catalog: which Airbyte streams the sync writes, read leniently but with clear errors.
+
+Parsed here rather than with airbyte-cdk's dataclasses so that every client's catalog loads (PyAirbyte writes
+explicit nulls and sync modes newer than the CDK's enum), and a bad file names what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from destination_kinesis.errors import system_error
+from destination_kinesis.naming import StreamKey, display_name
+
+logger = logging.getLogger("airbyte")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StreamDescriptor(_Model):
+    name: str
+    namespace: str | None = None
+
+
+class ConfiguredStream(_Model):
+    stream: StreamDescriptor
+    destination_sync_mode: str | None = "append"
+    primary_key: list[list[str]] | None = None
+
+    @property
+    def key(self) -> StreamKey:
+        return (self.stream.namespace, self.stream.name)
+
+
+class ConfiguredCatalog(_Model):
+    streams: list[ConfiguredStream]
+
+
+_MODE_MEANINGS = {
+    "overwrite": "records already in the Kinesis stream stay; this sync's records are appended after them",
+    "append_dedup": "every version of a record is appended; consumers deduplicate (e.g. by primary key)",
+}
+
+
+def load_catalog(path: str) -> ConfiguredCatalog:
+    """Read the configured catalog file; raise a system error naming the file and the problem."""
+    try:
+        catalog = ConfiguredCatalog.model_validate(orjson.loads(Path(path).read_bytes()))
+    except OSError as exc:
+        raise system_error(f"Could not read the catalog file '{path}': {exc.strerror}.") from None
+    except orjson.JSONDecodeError as exc:
+        raise system_error(f"The catalog file '{path}' is not valid JSON: {exc}.") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise system_error(f"The catalog file '{path}' is not a configured catalog: {problems}.") from None
+    for stream in catalog.streams:
+        mode = stream.destination_sync_mode or "append"
+        if mode != "append":
+            meaning = _MODE_MEANINGS.get(mode, "records are appended")
+            logger.info("Stream '%s' asks for destination sync mode '%s'. Kinesis is an append-only log, so it is "
+                        "written as append: %s.", display_name(stream.key), mode, meaning)
+    return catalog

@@ -1,0 +1,105 @@
+"""The commit rule: release each state once every earlier record in its scope is accepted by Kinesis.
+
+Records are counted in cells: one cell per Airbyte stream and *epoch*, the number of states that arrived before the
+record. A state that arrives as the k-th is covered once no stream in its scope has an unacknowledged record of
+epoch ≤ k. Acknowledgements may come in any order (concurrent requests, resent entries); states are released in
+the order they arrived, each with the number of records its scope received since the scope's previous state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from destination_kinesis.messages import ALL_STREAMS, State
+from destination_kinesis.naming import StreamKey
+
+
+class Cell:
+    """Records of one stream and epoch that Kinesis has not acknowledged yet."""
+
+    __slots__ = ("epoch", "unacked")
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.unacked = 0
+
+
+class Lane:
+    """One Airbyte stream's unacknowledged records, oldest epoch first."""
+
+    __slots__ = ("cells", "open", "since_state")
+
+    def __init__(self) -> None:
+        self.cells: deque[Cell] = deque()
+        self.open: Cell | None = None  # the cell of the current epoch, while it is in ``cells``
+        self.since_state = 0  # records received since the last state that covered this stream
+
+    def oldest_unacked_epoch(self) -> int | None:
+        cells = self.cells
+        while cells and cells[0].unacked == 0:
+            if cells.popleft() is self.open:
+                self.open = None
+        return cells[0].epoch if cells else None
+
+
+class Checkpoint:
+    """Counts records in and acknowledgements back, and emits each covered state through ``emit``."""
+
+    def __init__(self, streams: Iterable[StreamKey], emit: Callable[[bytes], None]):
+        self._lanes = {key: Lane() for key in streams}
+        self._emit = emit
+        self._epoch = 0
+        self._pending: deque[tuple[int, State, tuple[Lane, ...], int]] = deque()
+        self.emitted = 0
+
+    def lane(self, key: StreamKey) -> Lane:
+        """The lane of a stream in the catalog (KeyError for any other)."""
+        return self._lanes[key]
+
+    def record(self, lane: Lane) -> Cell:
+        """Count a record of ``lane`` in; pass the returned cell to :meth:`ack` once Kinesis has accepted it."""
+        cell = lane.open
+        if cell is None or cell.epoch != self._epoch:
+            cell = lane.open = Cell(self._epoch)
+            lane.cells.append(cell)
+        cell.unacked += 1
+        lane.since_state += 1
+        return cell
+
+    def ack(self, cells: Iterable[Cell]) -> None:
+        """Kinesis accepted the records counted in by these cells (one cell per record)."""
+        for cell in cells:
+            cell.unacked -= 1
+        self._release()
+
+    def state(self, state: State) -> None:
+        """A state arrived: hold it until it is covered, then emit it (at once if it already is)."""
+        if state.scope is ALL_STREAMS:
+            lanes = tuple(self._lanes.values())
+        else:
+            lane = self._lanes.get(state.scope)
+            lanes = (lane,) if lane is not None else ()  # a stream without records in this sync: nothing to wait for
+        count = sum(lane.since_state for lane in lanes)
+        for lane in lanes:
+            lane.since_state = 0
+        self._pending.append((self._epoch, state, lanes, count))
+        self._epoch += 1
+        self._release()
+
+    @property
+    def pending_states(self) -> int:
+        """States received but not yet emitted."""
+        return len(self._pending)
+
+    def _release(self) -> None:
+        pending = self._pending
+        while pending:
+            epoch, state, lanes, count = pending[0]
+            for lane in lanes:
+                oldest = lane.oldest_unacked_epoch()
+                if oldest is not None and oldest <= epoch:
+                    return
+            pending.popleft()
+            self._emit(state.render(count))
+            self.emitted += 1

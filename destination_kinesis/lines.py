@@ -1,0 +1,51 @@
+"""stdin bytes → numbered lines, with a bound on line length so memory stays bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from destination_kinesis.errors import input_error
+from destination_kinesis.limits import MIB
+
+MAX_LINE_BYTES = 64 * MIB
+
+
+class LineReader:
+    """Splits chunks of input into lines (without the newline) and counts them from 1.
+
+    :attr:`line_no` is the number of the line most recently yielded. A line longer than ``max_line_bytes`` is an
+    input error: no record or state that large can be written or echoed.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES):
+        self._max = max_line_bytes
+        self._partial: list[bytes] = []
+        self._partial_size = 0
+        self.line_no = 0
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """The lines that ``chunk`` completes; its unfinished tail waits for the next chunk."""
+        pieces = chunk.split(b"\n")
+        tail = pieces.pop()
+        if pieces and self._partial:
+            self._partial.append(pieces[0])
+            pieces[0] = b"".join(self._partial)
+            self._partial, self._partial_size = [], 0
+        for line in pieces:
+            self.line_no += 1
+            if len(line) > self._max:
+                raise input_error(self.line_no, f"the line is longer than {self._max // MIB} MiB")
+            yield line
+        if tail:
+            self._partial.append(tail)
+            self._partial_size += len(tail)
+            if self._partial_size > self._max:
+                raise input_error(self.line_no + 1, f"the line is longer than {self._max // MIB} MiB")
+
+    def finish(self) -> Iterator[bytes]:
+        """The last line, when the input does not end with a newline."""
+        if self._partial:
+            self.line_no += 1
+            line = b"".join(self._partial)
+            self._partial, self._partial_size = [], 0
+            yield line

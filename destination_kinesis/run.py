@@ -1,0 +1,70 @@
+"""The console entry point ``destination-kinesis``: spec, check and write, every outcome an Airbyte message."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, AirbyteMessageSerializer, Status, Type
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from destination_kinesis.catalog import load_catalog
+from destination_kinesis.config import parse_config
+from destination_kinesis.destination import DestinationKinesis, write_sync
+from destination_kinesis.errors import config_error
+from destination_kinesis.output import Output, send_logs_to
+
+logger = logging.getLogger("airbyte")
+
+
+def run(args: list[str] | None = None) -> None:
+    """Run one command; exit 0 on success, 1 after a TRACE error message on failure."""
+    output = Output()
+    send_logs_to(output)
+    destination = DestinationKinesis()
+    parsed = destination.parse_args(sys.argv[1:] if args is None else args)
+    try:
+        if parsed.command == "spec":
+            _emit(output, AirbyteMessage(type=Type.SPEC, spec=destination.spec(logger)))
+        elif parsed.command == "check":
+            status = _check(destination, parsed.config)
+            _emit(output, AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status))
+        else:
+            config = parse_config(_read_config(destination, parsed.config))
+            write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
+    except AirbyteTracedException as exc:
+        logger.error("Failed: %s", exc.message, exc_info=exc)
+        output.trace(exc)
+        sys.exit(1)
+    except Exception as exc:
+        logger.error("Failed with an unexpected error", exc_info=exc)
+        output.trace(AirbyteTracedException.from_exception(exc, message=f"Unexpected error: {exc}"))
+        sys.exit(1)
+
+
+def _read_config(destination: DestinationKinesis, path: str) -> Mapping[str, Any]:
+    """Read the config file and register its secrets for masking before anything can print them."""
+    try:
+        raw = destination.read_config(path)
+    except Exception as exc:
+        raise config_error(f"Could not read the config file '{path}': it must be a JSON object ({exc}).") from None
+    if not isinstance(raw, Mapping):
+        raise config_error(f"The config file '{path}' must hold a JSON object.")
+    update_secrets(get_secrets(destination.spec(logger).connectionSpecification, raw))
+    return raw
+
+
+def _check(destination: DestinationKinesis, path: str) -> AirbyteConnectionStatus:
+    try:
+        raw = _read_config(destination, path)
+    except AirbyteTracedException as exc:
+        return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
+    return destination.check(logger, raw)
+
+
+def _emit(output: Output, message: AirbyteMessage) -> None:
+    output.write_line(filter_secrets(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode()).encode())

@@ -1,0 +1,192 @@
+"""The only place that writes data to Kinesis: PutRecords calls in flight, with every failed entry resent.
+
+botocore never resends the failed entries of a PutRecords that returned HTTP 200, so each batch is retried here:
+exactly the entries without a SequenceNumber are resent, and retryable whole-call errors repeat the call, with
+exponential backoff and full jitter, until every entry is accepted or the retry time runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    stop_any,
+    stop_when_event_set,
+    wait_random_exponential,
+)
+
+from destination_kinesis import aws_errors
+from destination_kinesis.batcher import Batch
+from destination_kinesis.errors import system_error, transient_error
+
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_RETRY_SECONDS = 300.0
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 10.0
+
+
+class EntriesFailed(Exception):
+    """Some entries of a PutRecords call were not accepted; they are to be resent."""
+
+    def __init__(self, codes: Counter[str], last_message: str):
+        super().__init__(f"{sum(codes.values())} entries failed: {dict(codes)}")
+        self.codes = codes
+        self.last_message = last_message
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, EntriesFailed) or aws_errors.is_retryable(exc)
+
+
+@dataclass(slots=True)
+class SendStats:
+    """What it took to get one batch accepted."""
+
+    calls: int = 0
+    resent_entries: int = 0
+    throttled: int = 0
+
+
+def put_batch(client: Any, batch: Batch, retry_seconds: float, abort: threading.Event) -> SendStats:
+    """Write every entry of ``batch``; return once all are accepted.
+
+    Raises a transient error when the retry time runs out (or ``abort`` is set) with entries still failing, and a
+    config or system error at once for a whole-call error that retrying cannot fix.
+    """
+    stats = SendStats()
+    pending: list[dict[str, Any]] = batch.entries
+    retrying = Retrying(
+        stop=stop_any(stop_after_delay(retry_seconds), stop_when_event_set(abort)),
+        wait=wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_MAX_SECONDS),
+        retry=retry_if_exception(_retryable),
+        sleep=lambda seconds: _interruptible_sleep(abort, seconds),
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                stats.calls += 1
+                pending, codes, last_message = _put_once(client, batch.stream_name, pending, stats)
+                if pending:
+                    raise EntriesFailed(codes, last_message)
+    except AirbyteTracedException:
+        raise
+    except EntriesFailed as exc:
+        raise transient_error(
+            f"Kinesis stream '{batch.stream_name}' did not accept {sum(exc.codes.values())} records after "
+            f"{stats.calls} attempts over up to {retry_seconds:.0f} s ({_codes(exc.codes)}; last: {exc.last_message}). "
+            "If it is throttling, add shards or use on-demand capacity.",
+            internal=str(exc),
+        ) from None
+    except Exception as exc:
+        if aws_errors.is_retryable(exc):
+            raise transient_error(
+                f"Writing to Kinesis stream '{batch.stream_name}' kept failing for up to {retry_seconds:.0f} s: "
+                f"{aws_errors.describe(exc)}",
+                internal=repr(exc),
+            ) from None
+        raise aws_errors.traced(exc, f"write to Kinesis stream '{batch.stream_name}'") from None
+    return stats
+
+
+def _interruptible_sleep(abort: threading.Event, seconds: float) -> None:
+    abort.wait(seconds)  # returns at once when the sync is aborted
+
+
+def _put_once(
+    client: Any, stream_name: str, entries: list[dict[str, Any]], stats: SendStats
+) -> tuple[list[dict[str, Any]], Counter[str], str]:
+    """One PutRecords call: return the entries to resend, their error codes and the last error message."""
+    try:
+        response = client.put_records(StreamName=stream_name, Records=entries)
+    except Exception as exc:
+        if aws_errors.error_code(exc) == "ProvisionedThroughputExceededException":
+            stats.throttled += 1
+        raise
+    results = response.get("Records") or []
+    if len(results) != len(entries):
+        raise system_error(
+            f"Kinesis answered a PutRecords of {len(entries)} records with {len(results)} results; "
+            "the connector cannot tell which records were written.")
+    # Trust each entry, not FailedRecordCount: some endpoints report the count wrong.
+    failed = [pair for pair in zip(entries, results, strict=True) if not pair[1].get("SequenceNumber")]
+    if not failed:
+        return [], Counter(), ""
+    codes = Counter(str(result.get("ErrorCode") or "NoSequenceNumber") for _, result in failed)
+    stats.resent_entries += len(failed)
+    stats.throttled += codes["ProvisionedThroughputExceededException"]
+    return [entry for entry, _ in failed], codes, str(failed[-1][1].get("ErrorMessage") or "")
+
+
+def _codes(codes: Counter[str]) -> str:
+    return ", ".join(f"{code} x{count}" for code, count in codes.most_common())
+
+
+class Sender:
+    """Runs :func:`put_batch` for up to ``max_in_flight`` batches at once and reports them as they complete.
+
+    Completions are queued and signalled on :attr:`wake_fd`, so the caller can wait for stdin and completions in
+    one ``select``.
+    """
+
+    def __init__(self, client: Any, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS):
+        self._client = client
+        self._retry_seconds = retry_seconds
+        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="put-records")
+        self._done: queue.SimpleQueue[tuple[Batch, Future[SendStats]]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.abort = threading.Event()
+
+    @property
+    def wake_fd(self) -> int:
+        """Readable when a batch has completed."""
+        return self._wake_r
+
+    def submit(self, batch: Batch) -> None:
+        """Start writing ``batch``; the caller keeps ``in_flight`` below ``max_in_flight``."""
+        future = self._pool.submit(put_batch, self._client, batch, self._retry_seconds, self.abort)
+        self.in_flight += 1
+        future.add_done_callback(lambda f: self._completed(batch, f))
+
+    def _completed(self, batch: Batch, future: Future[SendStats]) -> None:
+        self._done.put((batch, future))
+        os.write(self._wake_w, b"x")
+
+    def completions(self) -> list[tuple[Batch, Future[SendStats]]]:
+        """The batches completed since the last call (each future holds its stats or its error)."""
+        try:
+            os.read(self._wake_r, 65536)
+        except BlockingIOError:
+            pass
+        done = []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(done)
+        return done
+
+    def shutdown(self) -> None:
+        """Wait for the running batches to finish (set :attr:`abort` first to cut their retries short)."""
+        self._pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Shut down and release the wake-up pipe; :meth:`completions` is not to be called after this."""
+        self.shutdown()
+        os.close(self._wake_w)
+        os.close(self._wake_r)

@@ -1,0 +1,1 @@
+"""Integration tests: the installed console script against a local Kinesis (kinesalite)."""

@@ -1,0 +1,4 @@
+from destination_kinesis.run import run
+
+if __name__ == "__main__":
+    run()
