@@ -6,8 +6,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import InvalidRegionError
 
 from destination_kinesis.config import KinesisConfig
+from destination_kinesis.errors import config_error
 
 CONNECT_TIMEOUT_SECONDS = 5
 #: PutRecords of up to 5 MiB: long enough for a slow link, short enough that a hung request is retried.
@@ -22,7 +24,8 @@ def kinesis_client(config: KinesisConfig, *, data_path: bool = False, max_connec
 
     The data-path client makes exactly one attempt per call: the sender owns retries, because botocore does not
     resend the failed entries of a PutRecords that returned 200, and one retry policy keeps total time bounded.
-    The admin client (create, describe, check) lets botocore retry once, within a short timeout.
+    The admin client (create, describe, check) lets botocore retry once, within a short timeout. A region or
+    endpoint the SDK cannot use raises a config error.
     """
     session = boto3.session.Session(
         aws_access_key_id=config.access_key.get_secret_value(),
@@ -36,4 +39,8 @@ def kinesis_client(config: KinesisConfig, *, data_path: bool = False, max_connec
         max_pool_connections=max_connections,
         user_agent_extra="destination-kinesis",
     )
-    return session.client("kinesis", endpoint_url=config.endpoint, config=boto_config)
+    try:
+        return session.client("kinesis", endpoint_url=config.endpoint, config=boto_config)
+    except (InvalidRegionError, ValueError) as exc:  # a malformed region or endpoint URL
+        raise config_error(f"Cannot use region '{config.region}' with endpoint '{config.endpoint or 'default'}': "
+                           f"{exc}") from None
