@@ -41,7 +41,11 @@ def kinesalite() -> Iterator[Emulator]:
     try:
         emulator = start_kinesalite()
     except EmulatorError as error:
-        pytest.fail(f"cannot start the Kinesis emulator: {error}", pytrace=False)
+        failure = f"cannot start the Kinesis emulator: {error}"
+    else:
+        failure = ""
+    if failure:  # outside the except block, so the report shows only the message
+        pytest.fail(failure, pytrace=False)
     yield emulator
     emulator.stop()
 

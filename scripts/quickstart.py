@@ -34,7 +34,7 @@ def sample_messages() -> list[dict]:
                 descriptor = {"name": name, "namespace": namespace}
                 messages.append({"type": "STATE", "state": {
                     "type": "STREAM", "stream": {"stream_descriptor": descriptor, "stream_state": {"cursor": i}},
-                    "sourceStats": {"recordCount": float(STATE_EVERY)}}, "id": len(messages)})
+                    "sourceStats": {"recordCount": float(STATE_EVERY)}, "id": len(messages)}})
     return messages
 
 
@@ -64,7 +64,7 @@ def main() -> None:
             elif message["type"] == "STATE":
                 state = message["state"]
                 descriptor = state["stream"]["stream_descriptor"]
-                print(f"  STATE id={message.get('id')} stream={descriptor['name']} "
+                print(f"  STATE id={state.get('id')} stream={descriptor['name']} "
                       f"cursor={state['stream']['stream_state']['cursor']} "
                       f"destinationStats={state['destinationStats']}")
             else:
