@@ -47,6 +47,7 @@ def ensure_streams(
     deadline = time.monotonic() + timeout
     pending = list(dict.fromkeys(names))
     created: list[str] = []
+    problems_logged: set[str] = set()
     poll = _FIRST_POLL_SECONDS
     while True:
         waiting = []
@@ -62,14 +63,18 @@ def ensure_streams(
             except Exception as exc:
                 if not aws_errors.is_retryable(exc):
                     raise aws_errors.traced(exc, f"create or describe Kinesis stream '{name}'") from None
-                status = "throttled"
+                status = aws_errors.describe(exc)
+                if status not in problems_logged:
+                    problems_logged.add(status)
+                    logger.warning("Kinesis stream '%s' is not ready yet: %s Retrying for up to %.0f s.",
+                                   name, status, max(0.0, deadline - time.monotonic()))
             if status not in _WRITABLE:
                 waiting.append((name, status))
         if not waiting:
             return created
         if time.monotonic() + poll > deadline:
-            states = ", ".join(f"'{name}' ({status})" for name, status in waiting)
-            raise transient_error(f"Kinesis streams were not ready to write within {timeout:.0f} s: {states}.")
+            states = "; ".join(f"'{name}': {status}" for name, status in waiting)
+            raise transient_error(f"Kinesis streams were not ready to write within {timeout:.0f} s. {states}")
         pending = [name for name, _ in waiting]
         sleep(poll)
         poll = min(poll * 2, _MAX_POLL_SECONDS)
