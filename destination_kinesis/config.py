@@ -41,6 +41,12 @@ class KinesisConfig(BaseModel):
                 return f"https://{value}"
         return value
 
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _integral_float(cls, value: Any) -> Any:
+        # JSON schema's "integer" admits 5.0 and 1e30; pydantic refuses floats beyond 64 bits.
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     @field_validator("region", mode="before")
     @classmethod
     def _region_or_default(cls, value: Any) -> Any:

@@ -11,7 +11,7 @@ from os import urandom
 
 import orjson
 
-from destination_kinesis.messages import Record
+from destination_kinesis.messages import Record, parse_exact
 
 # The variant nibble of a RFC 4122 UUID is 10xx: map any hex digit onto 8, 9, a or b.
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
@@ -27,9 +27,15 @@ def encode(record: Record) -> tuple[bytes, str]:
     """The Kinesis record data and partition key for ``record``."""
     ab_id = new_id()
     if record.raw_data is None:
-        payload = orjson.dumps({"_airbyte_ab_id": ab_id, "_airbyte_emitted_at": record.emitted_at,
-                                "_airbyte_data": record.data})
-    else:
-        payload = b'{"_airbyte_ab_id":"%s","_airbyte_emitted_at":%d,"_airbyte_data":%s}' % (
-            ab_id.encode("ascii"), record.emitted_at, record.raw_data)
+        try:
+            payload = orjson.dumps({"_airbyte_ab_id": ab_id, "_airbyte_emitted_at": record.emitted_at,
+                                    "_airbyte_data": record.data})
+            return payload, ab_id
+        except orjson.JSONEncodeError:
+            # orjson reads 1024 levels of nesting but writes fewer (about 255): copy this one from its line instead.
+            reread = parse_exact(record.line, record.line_no)
+            assert isinstance(reread, Record) and reread.raw_data is not None
+            record = reread
+    payload = b'{"_airbyte_ab_id":"%s","_airbyte_emitted_at":%d,"_airbyte_data":%s}' % (
+        ab_id.encode("ascii"), record.emitted_at, record.raw_data)
     return payload, ab_id

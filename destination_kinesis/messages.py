@@ -7,7 +7,7 @@ always take the exact path: they are echoed with every original field and digit,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,13 +24,17 @@ ALL_STREAMS = None
 
 @dataclass(slots=True)
 class Record:
-    """A RECORD to write. Exactly one of ``data`` (orjson re-serialises it exactly) and ``raw_data`` is set."""
+    """A RECORD to write. Exactly one of ``data`` (orjson re-serialises it exactly) and ``raw_data`` is set.
+
+    ``line`` is the input line it came from, for :func:`parse_exact` to read again when orjson cannot write ``data``.
+    """
 
     key: StreamKey
     emitted_at: int
     data: dict[str, Any] | None
     raw_data: bytes | None
     line_no: int
+    line: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -78,14 +82,14 @@ def parse_line(line: bytes, line_no: int) -> Record | State | None:
         else:
             kind = message.get("type") if type(message) is dict else None
             if kind == "RECORD":
-                return _fast_record(message, line_no)
+                return _fast_record(message, line, line_no)
             if kind != "STATE":
                 _other(message, line_no)
                 return None
-    return _parse_exact(line, line_no)
+    return parse_exact(line, line_no)
 
 
-def _fast_record(message: dict[str, Any], line_no: int) -> Record:
+def _fast_record(message: dict[str, Any], line: bytes, line_no: int) -> Record:
     record = message.get("record")
     if type(record) is not dict:
         raise input_error(line_no, "a RECORD message needs a 'record' object")
@@ -93,10 +97,11 @@ def _fast_record(message: dict[str, Any], line_no: int) -> Record:
     data = record.get("data")
     if type(data) is not dict:
         raise input_error(line_no, _data_problem(data, "data" in record), display_name(key))
-    return Record(key, _emitted_at(record, key, line_no), data, None, line_no)
+    return Record(key, _emitted_at(record, key, line_no), data, None, line_no, line)
 
 
-def _parse_exact(line: bytes, line_no: int) -> Record | State | None:
+def parse_exact(line: bytes, line_no: int) -> Record | State | None:
+    """:func:`parse_line` without the fast path: record data is copied from the line's text."""
     if not line.strip():
         return None
     try:
@@ -107,7 +112,7 @@ def _parse_exact(line: bytes, line_no: int) -> Record | State | None:
         members = parse_document(text)
         kind = _value(members, "type")
         if kind == "RECORD":
-            return _exact_record(text, members, line_no)
+            return _exact_record(text, members, line, line_no)
         if kind == "STATE":
             return _exact_state(text, members, line_no)
     except JsonError as exc:
@@ -116,7 +121,7 @@ def _parse_exact(line: bytes, line_no: int) -> Record | State | None:
     return None
 
 
-def _exact_record(text: str, members: dict[str, Member], line_no: int) -> Record:
+def _exact_record(text: str, members: dict[str, Member], line: bytes, line_no: int) -> Record:
     record = members.get("record")
     if record is None or type(record.value) is not dict:
         raise input_error(line_no, "a RECORD message needs a 'record' object")
@@ -127,7 +132,7 @@ def _exact_record(text: str, members: dict[str, Member], line_no: int) -> Record
         raise input_error(line_no, _data_problem(None if data is None else data.value, data is not None),
                           display_name(key))
     emitted_at = _emitted_at(record.value, key, line_no)
-    return Record(key, emitted_at, None, text[data.value_start : data.end].encode("utf-8"), line_no)
+    return Record(key, emitted_at, None, text[data.value_start : data.end].encode("utf-8"), line_no, line)
 
 
 def _exact_state(text: str, members: dict[str, Member], line_no: int) -> State:

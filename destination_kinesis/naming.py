@@ -9,11 +9,12 @@ to the same name do not share a Kinesis stream: all but one get a short hash suf
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from destination_kinesis.limits import MAX_STREAM_NAME_CHARS
 
@@ -48,33 +49,41 @@ def reduced_name(key: StreamKey) -> str:
     return _NOT_ALNUM_OR_UNDERSCORE.sub("_", underscored)[:MAX_STREAM_NAME_CHARS]
 
 
-def _with_suffix(key: StreamKey) -> str:
-    digest = hashlib.sha256(f"{key[0] or ''}\x00{key[1]}".encode("utf-8", "surrogatepass")).hexdigest()
-    base = reduced_name(key)[: MAX_STREAM_NAME_CHARS - _SUFFIX_HEX_CHARS - 1]
-    return f"{base}_{digest[:_SUFFIX_HEX_CHARS]}"
+def _suffixed_names(key: StreamKey) -> Iterator[str]:
+    """Ever longer suffixes of one hash of the stream (None and "" namespaces hash apart), for a name not yet taken."""
+    digest = hashlib.sha256(json.dumps([key[0], key[1]]).encode("ascii")).hexdigest()
+    for length in range(_SUFFIX_HEX_CHARS, len(digest) + 1, 4):
+        yield f"{reduced_name(key)[: MAX_STREAM_NAME_CHARS - length - 1]}_{digest[:length]}"
+
+
+def _order(key: StreamKey) -> tuple[bool, str, str]:
+    return (key[0] is not None, key[0] or "", key[1])
 
 
 def kinesis_stream_names(keys: Iterable[StreamKey]) -> dict[StreamKey, str]:
     """Map each Airbyte stream to a distinct Kinesis stream name.
 
     Streams whose reduced names collide are told apart deterministically, whatever the catalog's order: the stream
-    whose name needed no reduction keeps the plain name (else the first by namespace and name does), and the others
-    get ``_`` plus 8 hex digits of a SHA-256 of their namespace and name. Each such rename is logged.
+    whose name needed no reduction keeps the plain name (else the first by namespace, None first, and name does),
+    and the others get ``_`` plus 8 hex digits of a SHA-256 of their namespace and name, more digits in the
+    unlikely case that this name is taken too. Each such rename is logged.
     """
     by_name: dict[str, list[StreamKey]] = defaultdict(list)
     for key in dict.fromkeys(keys):
         by_name[reduced_name(key)].append(key)
     names: dict[StreamKey, str] = {}
+    renamed: list[tuple[StreamKey, StreamKey]] = []
     for plain, group in by_name.items():
-        group.sort(key=lambda k: (k[0] or "", k[1]))
+        group.sort(key=_order)
         keeper = next((k for k in group if unreduced_name(k) == plain), group[0])
-        for key in group:
-            names[key] = plain if key == keeper else _with_suffix(key)
-            if key != keeper:
-                logger.warning(
-                    "Airbyte streams %r and %r both reduce to the Kinesis stream name %r; %r writes to %r instead.",
-                    display_name(keeper), display_name(key), plain, display_name(key), names[key],
-                )
-    if len(set(names.values())) != len(names):
-        raise ValueError("Kinesis stream names are not distinct after resolving collisions")
+        names[keeper] = plain
+        renamed.extend((key, keeper) for key in group if key != keeper)
+    taken = set(names.values())
+    for key, keeper in sorted(renamed, key=lambda pair: _order(pair[0])):
+        names[key] = next(name for name in _suffixed_names(key) if name not in taken)
+        taken.add(names[key])
+        logger.warning(
+            "Airbyte streams %r and %r both reduce to the Kinesis stream name %r; %r writes to %r instead.",
+            display_name(keeper), display_name(key), names[keeper], display_name(key), names[key],
+        )
     return names

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import orjson
 from airbyte_cdk.logger import AirbyteLogFormatter
-from airbyte_cdk.models import AirbyteMessageSerializer
+from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -30,10 +30,26 @@ class Output:
             self._stream.write(line + b"\n")
             self._stream.flush()
 
+    def message(self, message: AirbyteMessage) -> None:
+        """Emit an Airbyte message built by the CDK's dataclasses."""
+        self.write_line(orjson.dumps(AirbyteMessageSerializer.dump(message)))
+
     def trace(self, exc: AirbyteTracedException) -> None:
-        """Emit ``exc`` as a TRACE error message, with every registered secret masked (stack trace included)."""
-        message = orjson.dumps(AirbyteMessageSerializer.dump(exc.as_airbyte_message())).decode()
-        self.write_line(filter_secrets(message).encode())
+        """Emit ``exc`` as a TRACE error message, every registered secret masked in its texts (stack trace too).
+
+        Masking the texts rather than the serialised line keeps the line valid JSON whatever the secrets are.
+        """
+        message = exc.as_airbyte_message()
+        error = message.trace.error  # type: ignore[union-attr]  # a TRACE of type ERROR always has one
+        error.message = masked(error.message)
+        error.internal_message = masked(error.internal_message)
+        error.stack_trace = masked(error.stack_trace)
+        self.message(message)
+
+
+def masked(text: str | None) -> str | None:
+    """``text`` with every registered secret replaced by ``****``."""
+    return filter_secrets(text) if text else text
 
 
 class _Handler(logging.Handler):

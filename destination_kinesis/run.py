@@ -7,16 +7,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, AirbyteMessageSerializer, Status, Type
-from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, Status, Type
+from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_kinesis.catalog import load_catalog
 from destination_kinesis.config import parse_config
 from destination_kinesis.destination import DestinationKinesis, write_sync
 from destination_kinesis.errors import config_error
-from destination_kinesis.output import Output, send_logs_to
+from destination_kinesis.output import Output, masked, send_logs_to
 
 logger = logging.getLogger("airbyte")
 
@@ -29,10 +28,11 @@ def run(args: list[str] | None = None) -> None:
     parsed = destination.parse_args(sys.argv[1:] if args is None else args)
     try:
         if parsed.command == "spec":
-            _emit(output, AirbyteMessage(type=Type.SPEC, spec=destination.spec(logger)))
+            output.message(AirbyteMessage(type=Type.SPEC, spec=destination.spec(logger)))
         elif parsed.command == "check":
             status = _check(destination, parsed.config)
-            _emit(output, AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status))
+            status.message = masked(status.message)
+            output.message(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status))
         else:
             config = parse_config(_read_config(destination, parsed.config))
             write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
@@ -65,6 +65,3 @@ def _check(destination: DestinationKinesis, path: str) -> AirbyteConnectionStatu
         return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
     return destination.check(logger, raw)
 
-
-def _emit(output: Output, message: AirbyteMessage) -> None:
-    output.write_line(filter_secrets(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode()).encode())

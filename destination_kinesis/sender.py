@@ -84,14 +84,14 @@ def put_batch(client: Any, batch: Batch, retry_seconds: float, abort: threading.
     except EntriesFailed as exc:
         raise transient_error(
             f"Kinesis stream '{batch.stream_name}' did not accept {sum(exc.codes.values())} records after "
-            f"{stats.calls} attempts over up to {retry_seconds:.0f} s ({_codes(exc.codes)}; last: {exc.last_message}). "
+            f"{stats.calls} attempts over up to {retry_seconds:g} s ({_codes(exc.codes)}; last: {exc.last_message}). "
             "If it is throttling, add shards or use on-demand capacity.",
             internal=str(exc),
         ) from None
     except Exception as exc:
         if aws_errors.is_retryable(exc):
             raise transient_error(
-                f"Writing to Kinesis stream '{batch.stream_name}' kept failing for up to {retry_seconds:.0f} s: "
+                f"Writing to Kinesis stream '{batch.stream_name}' kept failing for up to {retry_seconds:g} s: "
                 f"{aws_errors.describe(exc)}",
                 internal=repr(exc),
             ) from None

@@ -1,0 +1,310 @@
+"""Helpers shared by the unit tests: a scripted fake Kinesis client, AWS errors, Airbyte message lines, JSON checks.
+
+The fakes are small hand-written classes that follow a script; nothing here talks to a network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+from botocore.exceptions import ClientError
+
+from destination_kinesis import sender
+
+RESOURCES = Path(__file__).parent / "resources"
+REPO_ROOT = Path(__file__).parent.parent
+
+# --------------------------------------------------------------------------------------------------------------------
+# AWS errors and PutRecords responses
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def client_error(code: str, status: int = 400, message: str = "injected by the test",
+                 operation: str = "PutRecords") -> ClientError:
+    """A botocore ClientError as boto3 raises it for an AWS error response."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+Response = dict[str, Any]
+Step = BaseException | Callable[[list[dict[str, Any]]], Response]
+
+
+def accept_all(entries: Sequence[dict[str, Any]]) -> Response:
+    """A PutRecords response accepting every entry."""
+    return {
+        "FailedRecordCount": 0,
+        "Records": [{"SequenceNumber": f"4959{i:020d}", "ShardId": "shardId-000000000000"}
+                    for i in range(len(entries))],
+    }
+
+
+def fail_entries(failed: Callable[[int, dict[str, Any]], bool] | Iterable[int],
+                 code: str = "ProvisionedThroughputExceededException", message: str = "Rate exceeded for shard",
+                 failed_record_count: int | None = None) -> Callable[[list[dict[str, Any]]], Response]:
+    """A response step failing the entries chosen by index (or by a predicate on index and entry).
+
+    ``failed_record_count`` overrides the reported FailedRecordCount (some endpoints report it wrong).
+    """
+    chosen = failed if callable(failed) else (lambda i, _entry, s=frozenset(failed): i in s)
+
+    def respond(entries: list[dict[str, Any]]) -> Response:
+        records = []
+        for i, entry in enumerate(entries):
+            if chosen(i, entry):
+                records.append({"ErrorCode": code, "ErrorMessage": message})
+            else:
+                records.append({"SequenceNumber": f"4959{i:020d}", "ShardId": "shardId-000000000000"})
+        count = sum("ErrorCode" in r for r in records)
+        return {"FailedRecordCount": count if failed_record_count is None else failed_record_count, "Records": records}
+
+    return respond
+
+
+class FakeKinesisClient:
+    """A fake of boto3's Kinesis client for the data path: ``put_records`` follows a script of steps.
+
+    Call ``i`` takes ``script[i]``: an exception to raise, or a function of the entries returning the response. Once
+    the script is used up (or for a stream listed in ``default`` with its own step) every call accepts everything.
+    Each call is recorded as (stream name, a copy of its entries). When ``gate`` is given, every call waits for it
+    first, which lets a test hold calls in flight; ``max_concurrent`` is the most calls seen inside at once.
+    ``log``, when given, gets ("accepted", data) for every entry a response accepted, before the call returns.
+    """
+
+    def __init__(self, script: Sequence[Step] = (), gate: threading.Event | None = None,
+                 log: list[tuple[str, Any]] | None = None, default: Step = accept_all):
+        self.script = list(script)
+        self.gate = gate
+        self.log = log
+        self.default = default
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+        self.concurrent = 0
+        self.max_concurrent = 0
+        self.entered = threading.Semaphore(0)
+        self._lock = threading.Lock()
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> Response:  # noqa: N803 (boto3 names)
+        with self._lock:
+            step = self.script[len(self.calls)] if len(self.calls) < len(self.script) else self.default
+            self.calls.append((StreamName, list(Records)))
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        self.entered.release()
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(10), "the test never opened the gate"
+            if isinstance(step, BaseException):
+                raise step
+            response = step(Records)
+            if self.log is not None:
+                with self._lock:
+                    for entry, result in zip(Records, response["Records"], strict=False):
+                        if result.get("SequenceNumber"):
+                            self.log.append(("accepted", entry["Data"]))
+            return response
+        finally:
+            with self._lock:
+                self.concurrent -= 1
+
+    @property
+    def sent_data(self) -> list[bytes]:
+        """The Data of every entry of every call, in call order (resent entries appear again)."""
+        return [entry["Data"] for _, entries in self.calls for entry in entries]
+
+
+class FakeSyncClient(FakeKinesisClient):
+    """The fake data-path client plus the admin calls that check and ensure_streams make: every stream in
+    ``existing`` is ACTIVE, others do not exist until created."""
+
+    def __init__(self, list_error: BaseException | None = None, existing: tuple[str, ...] = ()):
+        super().__init__()
+        self.list_error = list_error
+        self.existing = set(existing)
+        self.listed: list[dict[str, Any]] = []
+        self.created: list[tuple[str, int]] = []
+
+    def list_streams(self, **kwargs: Any) -> dict[str, Any]:
+        self.listed.append(kwargs)
+        if self.list_error is not None:
+            raise self.list_error
+        return {"StreamNames": [], "HasMoreStreams": False}
+
+    def describe_stream_summary(self, *, StreamName: str) -> dict[str, Any]:  # noqa: N803 (boto3 names)
+        if StreamName not in self.existing:
+            raise client_error("ResourceNotFoundException", operation="DescribeStreamSummary")
+        return {"StreamDescriptionSummary": {"StreamStatus": "ACTIVE"}}
+
+    def create_stream(self, *, StreamName: str, ShardCount: int) -> None:  # noqa: N803 (boto3 names)
+        self.created.append((StreamName, ShardCount))
+        self.existing.add(StreamName)
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the sender's backoff (0.1 s doubling to 10 s) to milliseconds, so retry tests run fast."""
+    monkeypatch.setattr(sender, "BACKOFF_BASE_SECONDS", 0.001)
+    monkeypatch.setattr(sender, "BACKOFF_MAX_SECONDS", 0.004)
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of a package module: monotonic() is ``now``; sleep() moves it on at once
+    and records the wait."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input through a pipe, global state restored
+# --------------------------------------------------------------------------------------------------------------------
+
+Feed = bytes | list[bytes] | Callable[[int], None]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def run_on_pipe(consume: Callable[[int], None], feed: Feed) -> None:
+    """Call ``consume(read_fd)`` while a thread feeds the pipe (bytes, a list of chunks, or a function writing to
+    the fd) and then closes it. If ``consume`` stops reading early, the feeder gives up instead of hanging."""
+    read_fd, write_fd = os.pipe()
+
+    def feeder() -> None:
+        try:
+            if callable(feed):
+                feed(write_fd)
+            else:
+                for chunk in [feed] if isinstance(feed, bytes) else feed:
+                    write_all(write_fd, chunk)
+        except OSError:
+            pass  # the reader stopped (it failed): nothing more to feed
+        finally:
+            os.close(write_fd)
+
+    thread = threading.Thread(target=feeder, daemon=True)
+    thread.start()
+    try:
+        consume(read_fd)
+    finally:
+        os.close(read_fd)
+        thread.join(10)
+
+
+def lines(*items: bytes) -> bytes:
+    """Newline-terminated input lines."""
+    return b"\n".join(items) + b"\n"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo send_logs_to (root handlers, logger levels) after a test that calls it."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in ("airbyte", "botocore", "boto3", "urllib3")}
+    yield
+    root.handlers = handlers
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture
+def clear_secrets() -> Iterator[None]:
+    """Forget the secrets a test registered for masking."""
+    yield
+    update_secrets([])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Airbyte message lines, as a source writes them
+# --------------------------------------------------------------------------------------------------------------------
+
+EMITTED_AT = 1700000000000
+
+
+def record_line(data: str | dict[str, Any] = "{}", stream: str = "users", namespace: str | None = None,
+                emitted_at: str | int = EMITTED_AT) -> bytes:
+    """A RECORD line; ``data`` is JSON text (kept verbatim) or a dict; a None namespace is left out."""
+    data_text = data if isinstance(data, str) else json.dumps(data)
+    ns = "" if namespace is None else f'"namespace":{json.dumps(namespace)},'
+    return (f'{{"type":"RECORD","record":{{{ns}"stream":{json.dumps(stream)},"emitted_at":{emitted_at},'
+            f'"data":{data_text}}}}}').encode()
+
+
+def stream_state_line(name: str, namespace: str | None = None, state_id: int | None = None,
+                      stream_state: str = '{"cursor":1}') -> bytes:
+    """A STREAM STATE line for ``namespace.name``; ``stream_state`` is JSON text kept verbatim."""
+    descriptor = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    state_id_text = "" if state_id is None else f',"id":{state_id}'
+    return (f'{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{json.dumps(descriptor)},'
+            f'"stream_state":{stream_state}}}{state_id_text}}}}}').encode()
+
+
+def global_state_line(state_id: int | None = None, shared_state: str = '{"lsn":1}') -> bytes:
+    """A GLOBAL STATE line."""
+    state_id_text = "" if state_id is None else f',"id":{state_id}'
+    return (f'{{"type":"STATE","state":{{"type":"GLOBAL","global":{{"shared_state":{shared_state},'
+            f'"stream_states":[]}}{state_id_text}}}}}').encode()
+
+
+def legacy_state_line(state_id: int | None = None) -> bytes:
+    """A LEGACY STATE line (no state type, only ``data``)."""
+    state_id_text = "" if state_id is None else f',"id":{state_id}'
+    return f'{{"type":"STATE","state":{{"data":{{"cursor":1}}{state_id_text}}}}}'.encode()
+
+
+def state_id(rendered: bytes) -> int:
+    """The ``state.id`` of an emitted state line."""
+    return json.loads(rendered)["state"]["id"]
+
+
+def record_count(rendered: bytes) -> Any:
+    """The ``state.destinationStats.recordCount`` of an emitted state line."""
+    return json.loads(rendered)["state"]["destinationStats"]["recordCount"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# JSON comparison
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def exact_json(text: str | bytes) -> Any:
+    """Parse JSON keeping every digit: non-integer numbers as Decimal, integers as int."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def assert_same_json(actual: Any, expected: Any, path: str = "$") -> None:
+    """Values parsed by :func:`exact_json` are equal AND of the same kind at every node: an integer literal (int)
+    never stands where a non-integer literal (Decimal) was, nor the other way round (``Decimal("1.0") == 1``)."""
+    assert type(actual) is type(expected), f"{path}: {type(actual).__name__} instead of {type(expected).__name__}"
+    if isinstance(expected, dict):
+        assert list(actual) == list(expected), f"{path}: keys differ"
+        for key in expected:
+            assert_same_json(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: lengths differ"
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_same_json(a, e, f"{path}[{i}]")
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"

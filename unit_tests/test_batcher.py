@@ -1,0 +1,139 @@
+"""batcher: per Kinesis stream buffers that close on record count, on request bytes, and on linger time."""
+
+from __future__ import annotations
+
+import pytest
+
+from destination_kinesis import batcher as batcher_module
+from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch, Batcher
+from destination_kinesis.checkpoint import Cell
+from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
+from unit_tests.conftest import FakeClock
+
+
+def _add(batcher: Batcher, stream: str, i: int, size: int = 10) -> tuple[Batch, ...]:
+    return batcher.add(stream, f"data-{i}".encode(), f"key-{i}", size, Cell(0))
+
+
+def _keys(batch: Batch) -> list[str]:
+    return [str(entry["PartitionKey"]) for entry in batch.entries]
+
+
+def test_closes_on_record_count() -> None:
+    """The buffer size-th record closes the batch, with the records in input order."""
+    batcher = Batcher(max_records=3)
+    assert _add(batcher, "s", 0) == () and _add(batcher, "s", 1) == ()
+    (batch,) = _add(batcher, "s", 2)
+    assert batch.stream_name == "s"
+    assert _keys(batch) == ["key-0", "key-1", "key-2"]
+    assert batch.entries[0] == {"Data": b"data-0", "PartitionKey": "key-0"}
+    assert len(batch.cells) == 3 and batch.size == 30
+    assert batcher.drain() == []
+
+
+def test_buffer_size_one_sends_every_record_alone() -> None:
+    """bufferSize 1: each record is its own batch at once."""
+    batcher = Batcher(max_records=1)
+    for i in range(3):
+        (batch,) = _add(batcher, "s", i)
+        assert _keys(batch) == [f"key-{i}"]
+    assert batcher.drain() == []
+
+
+def test_closes_before_exceeding_request_bytes() -> None:
+    """A record that would push the batch past 5 MiB (data plus partition keys) starts a new batch; the closed one
+    is returned, and exactly 5 MiB still fits."""
+    batcher = Batcher(max_records=500)
+    assert MAX_REQUEST_BYTES == 5 * MIB
+    for i in range(4):
+        assert _add(batcher, "s", i, size=MIB) == ()
+    assert _add(batcher, "s", 4, size=MIB) == ()  # exactly 5 MiB: still one request
+    (full,) = _add(batcher, "s", 5, size=1)
+    assert full.size == 5 * MIB and len(full.entries) == 5
+    (rest,) = batcher.drain()
+    assert _keys(rest) == ["key-5"] and rest.size == 1
+
+
+def test_byte_overflow_and_count_can_close_two_batches_at_once() -> None:
+    """A record that overflows the bytes of a batch and then fills a new one (bufferSize 1) returns both."""
+    batcher = Batcher(max_records=2, max_bytes=100)
+    assert _add(batcher, "s", 0, size=60) == ()
+    closed = _add(batcher, "s", 1, size=60)
+    assert [_keys(b) for b in closed] == [["key-0"]]
+    batcher = Batcher(max_records=1, max_bytes=100)
+    assert [_keys(b) for b in _add(batcher, "s", 0, size=60)] == [["key-0"]]
+
+
+def test_streams_are_batched_separately() -> None:
+    """Records of different Kinesis streams never share a batch; each stream fills on its own."""
+    batcher = Batcher(max_records=2)
+    assert _add(batcher, "a", 0) == ()
+    assert _add(batcher, "b", 1) == ()
+    (a,) = _add(batcher, "a", 2)
+    assert (a.stream_name, _keys(a)) == ("a", ["key-0", "key-2"])
+    (b,) = batcher.drain()
+    assert (b.stream_name, _keys(b)) == ("b", ["key-1"])
+
+
+def test_cells_follow_their_entries() -> None:
+    """cells[i] is the checkpoint cell passed with entries[i]."""
+    batcher = Batcher(max_records=3)
+    cells = [Cell(0), Cell(1), Cell(1)]
+    closed: tuple[Batch, ...] = ()
+    for i, cell in enumerate(cells):
+        closed = batcher.add("s", b"d", f"k{i}", 2, cell)
+    (batch,) = closed
+    assert batch.cells == cells and all(a is b for a, b in zip(batch.cells, cells, strict=True))
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(batcher_module, "time", fake)
+    return fake
+
+
+def test_linger_expiry_with_explicit_now(clock: FakeClock) -> None:
+    """A partly filled batch is handed out once it has waited the linger time, and not before."""
+    batcher = Batcher(max_records=10, linger_seconds=0.5)
+    assert batcher.seconds_to_next_linger(clock.now) is None
+    _add(batcher, "a", 0)
+    _add(batcher, "b", 1)
+    assert batcher.expired(clock.now + 0.49) == []
+    assert batcher.seconds_to_next_linger(clock.now + 0.2) == pytest.approx(0.3)
+    assert batcher.seconds_to_next_linger(clock.now + 10.0) == 0.0
+    expired = batcher.expired(clock.now + 0.5)
+    assert sorted(b.stream_name for b in expired) == ["a", "b"]
+    assert batcher.expired(clock.now + 20.0) == [] and batcher.drain() == []
+    assert batcher.seconds_to_next_linger(clock.now + 20.0) is None
+
+
+def test_linger_is_per_batch(clock: FakeClock) -> None:
+    """Only the batches that have lingered long enough expire; a younger one stays open, and the wait until the
+    next expiry is counted from the oldest batch."""
+    batcher = Batcher(max_records=10, linger_seconds=1.0)
+    _add(batcher, "old", 0)
+    clock.now += 0.75
+    _add(batcher, "young", 1)
+    _add(batcher, "old", 2)  # adding to an open batch does not make it younger
+    assert batcher.seconds_to_next_linger(clock.now) == pytest.approx(0.25)
+    clock.now += 0.25
+    (old,) = batcher.expired(clock.now)
+    assert (old.stream_name, _keys(old)) == ("old", ["key-0", "key-2"])
+    assert batcher.seconds_to_next_linger(clock.now) == pytest.approx(0.75)
+    assert [b.stream_name for b in batcher.expired(clock.now + 0.75)] == ["young"]
+
+
+def test_drain_returns_every_open_batch_once() -> None:
+    """drain empties every buffer; a second drain has nothing."""
+    batcher = Batcher(max_records=10)
+    for i, stream in enumerate(["a", "b", "a", "c"]):
+        _add(batcher, stream, i)
+    drained = {b.stream_name: _keys(b) for b in batcher.drain()}
+    assert drained == {"a": ["key-0", "key-2"], "b": ["key-1"], "c": ["key-3"]}
+    assert batcher.drain() == []
+
+
+def test_default_linger_is_short() -> None:
+    """Partly filled batches wait at most a second by default."""
+    assert 0 < DEFAULT_LINGER_SECONDS <= 1.0

@@ -1,0 +1,289 @@
+"""checkpoint: each state is released once every earlier record in its scope is acknowledged, in arrival order."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from destination_kinesis.checkpoint import Cell, Checkpoint
+from destination_kinesis.messages import State, parse_line
+from destination_kinesis.naming import StreamKey
+from unit_tests.conftest import (
+    global_state_line,
+    legacy_state_line,
+    record_count,
+    state_id,
+    stream_state_line,
+)
+
+A: StreamKey = (None, "a")
+B: StreamKey = ("ns", "b")
+C: StreamKey = (None, "c")
+NOT_IN_CATALOG: StreamKey = (None, "not_in_catalog")
+
+
+def _parse_state(line: bytes) -> State:
+    parsed = parse_line(line, 1)
+    assert isinstance(parsed, State)
+    return parsed
+
+
+def stream_state(key: StreamKey, sid: int) -> State:
+    return _parse_state(stream_state_line(key[1], key[0], state_id=sid))
+
+
+def global_state(sid: int) -> State:
+    return _parse_state(global_state_line(state_id=sid))
+
+
+class Harness:
+    """A Checkpoint over streams A, B, C whose emitted states are collected."""
+
+    def __init__(self, streams: tuple[StreamKey, ...] = (A, B, C)):
+        self.emitted: list[bytes] = []
+        self.checkpoint = Checkpoint(streams, self.emitted.append)
+
+    def record(self, key: StreamKey) -> Cell:
+        return self.checkpoint.record(self.checkpoint.lane(key))
+
+    def records(self, key: StreamKey, n: int) -> list[Cell]:
+        return [self.record(key) for _ in range(n)]
+
+    @property
+    def ids(self) -> list[int]:
+        return [state_id(line) for line in self.emitted]
+
+    @property
+    def counts(self) -> list[object]:
+        return [record_count(line) for line in self.emitted]
+
+
+def test_state_is_released_only_after_its_records_are_acked() -> None:
+    """A STREAM state waits until each earlier record of its stream is acknowledged, then is emitted once."""
+    h = Harness()
+    cells = h.records(A, 2)
+    h.checkpoint.state(stream_state(A, 1))
+    assert h.emitted == [] and h.checkpoint.pending_states == 1
+    h.checkpoint.ack(cells[:1])
+    assert h.emitted == []
+    h.checkpoint.ack(cells[1:])
+    assert h.ids == [1] and h.counts == [2]
+    assert h.checkpoint.pending_states == 0 and h.checkpoint.emitted == 1
+
+
+def test_out_of_order_acks_do_not_release_early() -> None:
+    """Acknowledging a later batch first releases nothing; the earlier batch's ack then releases both states."""
+    h = Harness()
+    first = h.records(A, 3)
+    h.checkpoint.state(stream_state(A, 1))
+    second = h.records(A, 2)
+    h.checkpoint.state(stream_state(A, 2))
+    h.checkpoint.ack(second)
+    assert h.emitted == []
+    h.checkpoint.ack(first[1:])
+    assert h.emitted == []
+    h.checkpoint.ack(first[:1])
+    assert h.ids == [1, 2] and h.counts == [3, 2]
+
+
+def test_records_after_a_state_do_not_hold_it() -> None:
+    """Records that arrive after a state are not waited for by it."""
+    h = Harness()
+    before = h.record(A)
+    h.checkpoint.state(stream_state(A, 1))
+    h.records(A, 5)  # never acknowledged
+    h.checkpoint.ack([before])
+    assert h.ids == [1]
+
+
+def test_stream_state_does_not_wait_for_other_streams() -> None:
+    """A STREAM state of B is released while A still has unacknowledged records."""
+    h = Harness()
+    h.record(A)  # never acknowledged
+    b = h.record(B)
+    h.checkpoint.state(stream_state(B, 1))
+    assert h.emitted == []
+    h.checkpoint.ack([b])
+    assert h.ids == [1]
+
+
+def test_release_order_is_arrival_order() -> None:
+    """A ready later state waits for an earlier state that is not ready yet, then both go out in arrival order."""
+    h = Harness()
+    a = h.record(A)
+    h.checkpoint.state(stream_state(A, 1))
+    b = h.record(B)
+    h.checkpoint.state(stream_state(B, 2))
+    h.checkpoint.state(stream_state(C, 3))  # no records at all: ready at once
+    h.checkpoint.ack([b])
+    assert h.emitted == []
+    h.checkpoint.ack([a])
+    assert h.ids == [1, 2, 3]
+
+
+@pytest.mark.parametrize("make_state", [global_state, lambda sid: _parse_state(legacy_state_line(state_id=sid))],
+                         ids=["GLOBAL", "LEGACY"])
+def test_global_and_legacy_states_wait_for_every_stream(make_state) -> None:  # type: ignore[no-untyped-def]
+    """GLOBAL and LEGACY states wait for every earlier record of every stream."""
+    h = Harness()
+    a, b = h.record(A), h.record(B)
+    h.checkpoint.state(make_state(1))
+    h.checkpoint.ack([b])
+    assert h.emitted == []
+    h.checkpoint.ack([a])
+    assert h.ids == [1] and h.counts == [2]
+
+
+def test_record_count_per_scope_since_its_previous_state() -> None:
+    """recordCount is what the scope received since the scope's previous state; a GLOBAL state resets all streams."""
+    h = Harness()
+
+    def send(key: StreamKey, n: int) -> None:
+        h.checkpoint.ack(h.records(key, n))
+
+    send(A, 3)
+    send(B, 2)
+    h.checkpoint.state(stream_state(A, 1))  # A: 3
+    send(A, 1)
+    send(B, 1)
+    h.checkpoint.state(stream_state(B, 2))  # B: 2 + 1
+    h.checkpoint.state(global_state(3))  # A: 1 since state 1, B: 0 since state 2
+    send(A, 2)
+    h.checkpoint.state(stream_state(A, 4))  # A: 2
+    send(B, 1)
+    send(C, 4)
+    h.checkpoint.state(global_state(5))  # A 0 + B 1 + C 4
+    h.checkpoint.state(stream_state(A, 6))  # reset by the GLOBAL state
+    h.checkpoint.state(stream_state(C, 7))
+    assert h.ids == [1, 2, 3, 4, 5, 6, 7]
+    assert h.counts == [3, 3, 1, 2, 5, 0, 0]
+
+
+def test_state_of_a_stream_not_in_the_catalog() -> None:
+    """A STREAM state of a stream not in the catalog has nothing to wait for (count 0), but keeps its place in
+    the arrival order."""
+    h = Harness()
+    h.checkpoint.state(stream_state(NOT_IN_CATALOG, 1))
+    assert h.ids == [1] and h.counts == [0]
+    a = h.record(A)
+    h.checkpoint.state(global_state(2))
+    h.checkpoint.state(stream_state(NOT_IN_CATALOG, 3))
+    assert h.ids == [1]
+    h.checkpoint.ack([a])
+    assert h.ids == [1, 2, 3] and h.counts == [0, 1, 0]
+
+
+def test_state_before_any_record_is_released_at_once() -> None:
+    """A state with no earlier records is emitted as soon as it arrives, with recordCount 0."""
+    h = Harness()
+    h.checkpoint.state(global_state(1))
+    h.checkpoint.state(stream_state(B, 2))
+    assert h.ids == [1, 2] and h.counts == [0, 0]
+
+
+def test_lane_of_unknown_stream_is_a_key_error() -> None:
+    """Only streams of the catalog have lanes."""
+    with pytest.raises(KeyError):
+        Harness().checkpoint.lane(NOT_IN_CATALOG)
+
+
+def test_acked_cells_of_a_reopened_epoch() -> None:
+    """Acknowledging every record of the current epoch, then receiving more in that epoch, still holds the next
+    state for the new records."""
+    h = Harness()
+    h.checkpoint.ack([h.record(A)])
+    late = h.record(A)
+    h.checkpoint.state(stream_state(A, 1))
+    assert h.emitted == []
+    h.checkpoint.ack([late])
+    assert h.ids == [1] and h.counts == [2]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Property: random inputs and random ack order, checked against a model of the commit rule
+# --------------------------------------------------------------------------------------------------------------------
+
+STREAMS = (A, B, C)
+
+
+class Model:
+    """What must have been emitted: the longest prefix of states whose earlier in-scope records are all acked."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, StreamKey]] = []  # (arrival position, stream)
+        self.acked: set[int] = set()
+        self.states: list[tuple[int, StreamKey | None, int]] = []  # (arrival position, scope, expected count)
+        self.position = 0
+        self.since: dict[StreamKey, int] = dict.fromkeys(STREAMS, 0)
+
+    def record(self, key: StreamKey) -> int:
+        self.position += 1
+        self.records.append((self.position, key))
+        self.since[key] += 1
+        return self.position
+
+    def state(self, scope: StreamKey | None) -> None:
+        self.position += 1
+        covered = STREAMS if scope is None else [k for k in STREAMS if k == scope]
+        count = sum(self.since[k] for k in covered)
+        for k in covered:
+            self.since[k] = 0
+        self.states.append((self.position, scope, count))
+
+    def covered(self, position: int, scope: StreamKey | None) -> bool:
+        return all(p in self.acked for p, key in self.records if p < position and (scope is None or key == scope))
+
+    def expected_emitted(self) -> int:
+        n = 0
+        while n < len(self.states) and self.covered(self.states[n][0], self.states[n][1]):
+            n += 1
+        return n
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("state_after_every_record", [False, True])
+def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_after_every_record: bool) -> None:
+    """With random records, states (STREAM, GLOBAL, not in catalog) and acks in random order and groups, the
+    emitted states are always exactly the longest covered prefix (never early, never held back), with the model's
+    recordCount, and everything is released once all records are acked."""
+    rng = random.Random(seed)
+    h, model = Harness(STREAMS), Model()
+    outstanding: list[tuple[int, Cell]] = []
+    next_id = 0
+
+    def add_state(scope: StreamKey | None) -> None:
+        nonlocal next_id
+        next_id += 1
+        model.state(None if scope is None else scope if scope in STREAMS else ("outside", "catalog"))
+        h.checkpoint.state(global_state(next_id) if scope is None else stream_state(scope, next_id))
+
+    def ack_some() -> None:
+        rng.shuffle(outstanding)
+        k = rng.randint(1, 4)
+        group, outstanding[:] = outstanding[:k], outstanding[k:]
+        model.acked.update(p for p, _ in group)
+        h.checkpoint.ack([cell for _, cell in group])
+
+    def check() -> None:
+        n = model.expected_emitted()
+        assert h.ids == list(range(1, n + 1))
+        assert h.counts == [count for _, _, count in model.states[:n]]
+
+    for _ in range(rng.randint(20, 120)):
+        roll = rng.random()
+        if roll < 0.45:
+            key = rng.choice(STREAMS)
+            outstanding.append((model.record(key), h.record(key)))
+            if state_after_every_record:
+                add_state(rng.choice([key, key, None]))
+        elif roll < 0.65:
+            add_state(rng.choice([*STREAMS, None, NOT_IN_CATALOG]))
+        elif outstanding:
+            ack_some()
+        check()
+    while outstanding:
+        ack_some()
+        check()
+    assert h.checkpoint.pending_states == 0
+    assert len(h.emitted) == len(model.states) == next_id

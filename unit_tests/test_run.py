@@ -1,0 +1,101 @@
+"""run: the console entry point; every outcome is an Airbyte message on stdout, never a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from destination_kinesis import destination
+from destination_kinesis.run import run
+from unit_tests.conftest import REPO_ROOT, FakeSyncClient, lines, record_line, stream_state_line, write_all
+
+pytestmark = pytest.mark.usefixtures("restore_logging", "clear_secrets")
+
+SECRET = "run-test-SECRET-value-41"
+
+
+def _messages(out: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _file(tmp_path: Path, name: str, content: Any) -> str:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(path)
+
+
+def test_spec(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """spec prints exactly one SPEC message with the packaged connectionSpecification."""
+    run(["spec"])
+    (message,) = _messages(capsysbinary.readouterr().out)
+    assert message["type"] == "SPEC"
+    expected = json.loads((REPO_ROOT / "spec.json").read_text())["connectionSpecification"]
+    assert message["spec"]["connectionSpecification"] == expected
+
+
+@pytest.mark.parametrize("config", [{"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET, "bufferSize": 0},
+                                    "{not json", "[1]"],
+                         ids=["invalid config", "not JSON", "not an object"])
+def test_check_with_bad_config_prints_one_failed_status(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
+                                                        config: Any) -> None:
+    """check prints exactly one CONNECTION_STATUS (FAILED) and no secret, whatever is wrong with the config file."""
+    run(["check", "--config", _file(tmp_path, "config.json", config)])
+    out = capsysbinary.readouterr().out
+    assert SECRET.encode() not in out
+    statuses = [m for m in _messages(out) if m["type"] == "CONNECTION_STATUS"]
+    assert len(statuses) == 1 and statuses[0]["connectionStatus"]["status"] == "FAILED"
+
+
+def test_write_with_bad_config_exits_1_with_a_config_error_trace(tmp_path: Path,
+                                                                 capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """write with an invalid config ends with a TRACE config_error naming the field, exit code 1, no secret."""
+    config = _file(tmp_path, "config.json", {"accessKey": SECRET, "privateKey": SECRET, "bufferSize": "abc"})
+    catalog = _file(tmp_path, "catalog.json", {"streams": []})
+    with pytest.raises(SystemExit) as exited:
+        run(["write", "--config", config, "--catalog", catalog])
+    assert exited.value.code == 1
+    out = capsysbinary.readouterr().out
+    assert SECRET.encode() not in out
+    (trace,) = [m for m in _messages(out) if m["type"] == "TRACE"]
+    assert trace["trace"]["error"]["failure_type"] == "config_error"
+    assert "bufferSize" in trace["trace"]["error"]["message"]
+
+
+def test_write_end_to_end_with_a_fake_kinesis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """write reads stdin, writes to Kinesis and prints the state with destinationStats, logs as LOG messages."""
+    client = FakeSyncClient(existing=("_users",))
+    monkeypatch.setattr(destination, "kinesis_client", lambda *args, **kwargs: client)
+    read_fd, write_fd = os.pipe()
+    write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
+    os.close(write_fd)
+
+    class Stdin:
+        def fileno(self) -> int:
+            return read_fd
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    config = _file(tmp_path, "config.json", {"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET})
+    catalog = _file(tmp_path, "catalog.json", {"streams": [{"stream": {"name": "users"}}]})
+    try:
+        run(["write", "--config", config, "--catalog", catalog])
+    finally:
+        os.close(read_fd)
+    messages = _messages(capsysbinary.readouterr().out)
+    (state,) = [m for m in messages if m["type"] == "STATE"]
+    assert state["state"]["id"] == 7 and state["state"]["destinationStats"]["recordCount"] == 1
+    assert any(m["type"] == "LOG" for m in messages)
+    assert [name for name, _ in client.calls] == ["_users"]
+
+
+def test_output_stays_json_whatever_the_secret_values(tmp_path: Path,
+                                                      capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """Masking secrets must not corrupt the messages: every line stays a valid Airbyte message."""
+    run(["check", "--config", _file(tmp_path, "config.json", {"accessKey": "a", "privateKey": SECRET,
+                                                               "bufferSize": 0})])
+    statuses = [m for m in _messages(capsysbinary.readouterr().out) if m["type"] == "CONNECTION_STATUS"]
+    assert statuses[0]["connectionStatus"]["status"] == "FAILED"
