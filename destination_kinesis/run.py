@@ -25,8 +25,8 @@ def run(args: list[str] | None = None) -> None:
     output = Output()
     send_logs_to(output)
     destination = DestinationKinesis()
-    parsed = destination.parse_args(sys.argv[1:] if args is None else args)
     try:
+        parsed = destination.parse_args(sys.argv[1:] if args is None else args)
         if parsed.command == "spec":
             output.message(AirbyteMessage(type=Type.SPEC, spec=destination.spec(logger)))
         elif parsed.command == "check":
@@ -36,12 +36,12 @@ def run(args: list[str] | None = None) -> None:
         else:
             config = parse_config(_read_config(destination, parsed.config))
             write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
-    except AirbyteTracedException as exc:
-        logger.error("Failed: %s", exc.message, exc_info=exc)
+    except AirbyteTracedException as exc:  # its TRACE carries the stack trace; the log line only says what failed
+        logger.error("Failed: %s", exc.message)
         output.trace(exc)
         sys.exit(1)
     except Exception as exc:
-        logger.error("Failed with an unexpected error", exc_info=exc)
+        logger.error("Failed with an unexpected error: %s", exc)
         output.trace(AirbyteTracedException.from_exception(exc, message=f"Unexpected error: {exc}"))
         sys.exit(1)
 
