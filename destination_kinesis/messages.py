@@ -90,14 +90,19 @@ def parse_line(line: bytes, line_no: int) -> Record | State | None:
 
 
 def _fast_record(message: dict[str, Any], line: bytes, line_no: int) -> Record:
-    record = message.get("record")
+    key, emitted_at, data = _checked_record(message.get("record"), line_no)
+    return Record(key, emitted_at, data, None, line_no, line)
+
+
+def _checked_record(record: Any, line_no: int) -> tuple[StreamKey, int, dict[str, Any]]:
+    """Validate a parsed ``record`` object (stream, namespace, data, emitted_at); return stream, emitted_at, data."""
     if type(record) is not dict:
         raise input_error(line_no, "a RECORD message needs a 'record' object")
     key = _stream_key(record.get("namespace"), record.get("stream"), line_no)
     data = record.get("data")
     if type(data) is not dict:
         raise input_error(line_no, _data_problem(data, "data" in record), display_name(key))
-    return Record(key, _emitted_at(record, key, line_no), data, None, line_no, line)
+    return key, _emitted_at(record, key, line_no), data
 
 
 def parse_exact(line: bytes, line_no: int) -> Record | State | None:
@@ -123,15 +128,8 @@ def parse_exact(line: bytes, line_no: int) -> Record | State | None:
 
 def _exact_record(text: str, members: dict[str, Member], line: bytes, line_no: int) -> Record:
     record = members.get("record")
-    if record is None or type(record.value) is not dict:
-        raise input_error(line_no, "a RECORD message needs a 'record' object")
-    fields, _ = object_members(text, record.value_start)
-    key = _stream_key(_value(fields, "namespace"), _value(fields, "stream"), line_no)
-    data = fields.get("data")
-    if data is None or type(data.value) is not dict:
-        raise input_error(line_no, _data_problem(None if data is None else data.value, data is not None),
-                          display_name(key))
-    emitted_at = _emitted_at(record.value, key, line_no)
+    key, emitted_at, _ = _checked_record(None if record is None else record.value, line_no)
+    data = object_members(text, record.value_start)[0]["data"]  # type: ignore[union-attr]  # checked above
     return Record(key, emitted_at, None, text[data.value_start : data.end].encode("utf-8"), line_no, line)
 
 
