@@ -63,6 +63,8 @@ def describe(exc: BaseException) -> str:
         return "No AWS credentials were found. Set accessKey and privateKey."
     if isinstance(exc, ConnectionError):
         return f"Could not connect to the Kinesis endpoint ({exc}). Check the endpoint, the region and the network."
+    if isinstance(exc, HTTPClientError):  # read timeouts, connections closed mid-request
+        return f"The Kinesis endpoint did not answer ({exc}). Check the endpoint, the region and the network."
     if isinstance(exc, BotoCoreError):
         return f"The AWS client failed: {exc}."
     return f"{type(exc).__name__}: {exc}"

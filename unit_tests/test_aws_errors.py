@@ -98,3 +98,10 @@ def test_describe_includes_code_message_and_status() -> None:
 def test_client_error_without_code_or_status_is_not_retryable() -> None:
     """A ClientError that says nothing is not retried blindly."""
     assert not aws_errors.is_retryable(client_error("", status=0))
+
+
+def test_endpoint_that_does_not_answer_is_described_with_what_to_check() -> None:
+    """A read timeout says the endpoint did not answer and what to check, not a generic client failure."""
+    text = aws_errors.describe(ReadTimeoutError(endpoint_url="https://kinesis.invalid"))
+    assert text.startswith("The Kinesis endpoint did not answer (")
+    assert "Check the endpoint, the region and the network." in text
