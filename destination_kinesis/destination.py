@@ -77,10 +77,18 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     writer = Writer(routes, Batcher(config.buffer_size), sender, checkpoint)
     try:
         writer.run(fd)
-    finally:
-        for route in routes.values():
-            logger.info("Stream '%s': %d records, %d bytes written to '%s'.", display_name(route.key),
-                        route.records, route.bytes, route.kinesis_name)
-        logger.info("%d PutRecords calls, %d entries resent, %d throttled; %d states emitted; %.1f s.",
-                    writer.totals.calls, writer.totals.resent_entries, writer.totals.throttled,
-                    checkpoint.emitted, time.monotonic() - started)
+    except BaseException:
+        # Counts are taken as records are read; after a failure only the emitted states vouch for what was written.
+        _log_summary(writer, routes.values(), checkpoint, started, "read (not all written) for")
+        raise
+    _log_summary(writer, routes.values(), checkpoint, started, "written to")
+
+
+def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint, started: float, verb: str) -> None:
+    logger = logging.getLogger("airbyte")
+    for route in routes:
+        logger.info("Stream '%s': %d records, %d bytes %s '%s'.", display_name(route.key), route.records,
+                    route.bytes, verb, route.kinesis_name)
+    logger.info("%d PutRecords calls, %d entries resent, %d throttled; %d states emitted; %.1f s.",
+                writer.totals.calls, writer.totals.resent_entries, writer.totals.throttled,
+                checkpoint.emitted, time.monotonic() - started)
