@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 
-from destination_kinesis.errors import config_error, system_error
+from destination_kinesis.errors import ConnectorError, config_error, system_error
 
 #: Whole-call errors worth retrying: throttling, limits and server-side failures.
 RETRYABLE_CODES = frozenset({
@@ -13,6 +12,11 @@ RETRYABLE_CODES = frozenset({
     "InternalFailure", "InternalFailureException", "InternalServerError", "ServiceUnavailable",
     "ServiceUnavailableException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
     "RequestTimeout", "RequestTimeoutException",
+})
+#: Codes that mean "slow down": the request rate, not the request, is the problem.
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
+    "KMSThrottlingException", "LimitExceededException",
 })
 #: Errors the user fixes in the configuration, IAM or KMS.
 _CREDENTIAL_CODES = frozenset({
@@ -70,7 +74,7 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def traced(exc: BaseException, action: str) -> AirbyteTracedException:
+def traced(exc: BaseException, action: str) -> ConnectorError:
     """A non-retryable AWS error while doing ``action`` as a config_error (credentials, IAM, KMS, missing stream,
     unreachable endpoint) or a system_error (anything else)."""
     message = f"Could not {action}: {describe(exc)}"

@@ -6,8 +6,10 @@ Every configuration Airbyte's Java destination-kinesis 0.1.5 accepted is accepte
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from destination_kinesis.errors import config_error
@@ -29,6 +31,8 @@ class KinesisConfig(BaseModel):
     access_key: SecretStr = Field(alias="accessKey")
     private_key: SecretStr = Field(alias="privateKey")
     buffer_size: int = Field(100, alias="bufferSize", ge=1, le=MAX_RECORDS_PER_REQUEST)
+    #: PutRecords requests in flight at most; throttling lowers the number for a while (see pressure.py).
+    max_in_flight_requests: int = Field(16, alias="maxInFlightRequests", ge=1, le=128)
 
     @field_validator("endpoint", mode="before")
     @classmethod
@@ -64,3 +68,15 @@ def parse_config(raw: Mapping[str, Any]) -> KinesisConfig:
             f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}" for error in exc.errors()
         )
         raise config_error(f"The configuration is not valid: {problems}.") from None
+
+
+def load_spec() -> dict[str, Any]:
+    """The connector's specification, as shipped in the package (``spec.json``)."""
+    return orjson.loads(resources.files("destination_kinesis").joinpath("spec.json").read_bytes())  # type: ignore[no-any-return]
+
+
+def secret_values(raw: Mapping[str, Any]) -> list[str]:
+    """The values in ``raw`` of every top-level property the spec marks ``airbyte_secret``."""
+    properties = load_spec()["connectionSpecification"].get("properties", {})
+    return [value for key, schema in properties.items()
+            if schema.get("airbyte_secret") and isinstance(value := raw.get(key), str) and value]

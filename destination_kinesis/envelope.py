@@ -1,4 +1,4 @@
-"""Record → the bytes Kinesis stores and the partition key.
+"""Record → the bytes Kinesis stores, and the ids that are also its partition keys.
 
 The payload is ``{"_airbyte_ab_id": <uuid4>, "_airbyte_emitted_at": <emitted_at ms>, "_airbyte_data": <data>}`` and
 the partition key is the ``_airbyte_ab_id``, as in destination-kinesis 0.1.5. ``_airbyte_data`` is the source's
@@ -13,29 +13,42 @@ import orjson
 
 from destination_kinesis.messages import Record, parse_exact
 
-# The variant nibble of a RFC 4122 UUID is 10xx: map any hex digit onto 8, 9, a or b.
-_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+#: Where the 32 hex digits of a UUID go in its 36-character text (the others are dashes).
+_DIGIT_POSITIONS = [i for i in range(36) if i not in (8, 13, 18, 23)]
+#: The variant digit of a RFC 4122 UUID is 10xx in binary: map any hex digit onto 8, 9, a or b.
+_VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab" * 4)
 
 
-def new_id() -> str:
-    """A random (version 4) UUID string, about twice as fast as ``str(uuid.uuid4())``."""
-    h = urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+def new_ids(count: int) -> list[bytes]:
+    """``count`` random (version 4) UUIDs as ASCII text, built together: about 0.1 µs each instead of the 4 µs of
+    ``str(uuid.uuid4())``."""
+    digits = urandom(16 * count).hex().encode("ascii")
+    text = bytearray(b"-" * (36 * count))
+    for k, position in enumerate(_DIGIT_POSITIONS):
+        text[position::36] = digits[k::32]
+    text[14::36] = b"4" * count
+    text[19::36] = text[19::36].translate(_VARIANT)
+    return [bytes(text[i : i + 36]) for i in range(0, 36 * count, 36)]
 
 
-def encode(record: Record) -> tuple[bytes, str]:
-    """The Kinesis record data and partition key for ``record``."""
-    ab_id = new_id()
-    if record.raw_data is None:
-        try:
-            payload = orjson.dumps({"_airbyte_ab_id": ab_id, "_airbyte_emitted_at": record.emitted_at,
-                                    "_airbyte_data": record.data})
-            return payload, ab_id
-        except orjson.JSONEncodeError:
-            # orjson reads 1024 levels of nesting but writes fewer (about 255): copy this one from its line instead.
-            reread = parse_exact(record.line, record.line_no)
-            assert isinstance(reread, Record) and reread.raw_data is not None
-            record = reread
-    payload = b'{"_airbyte_ab_id":"%s","_airbyte_emitted_at":%d,"_airbyte_data":%s}' % (
-        ab_id.encode("ascii"), record.emitted_at, record.raw_data)
-    return payload, ab_id
+#: ``PAYLOAD % (ab_id, emitted_at, data_json)`` is :func:`payload`, for loops that cannot afford the call.
+PAYLOAD = b'{"_airbyte_ab_id":"%b","_airbyte_emitted_at":%d,"_airbyte_data":%b}'
+
+
+def payload(ab_id: bytes, emitted_at: int, data_json: bytes) -> bytes:
+    """The Kinesis record data: the envelope around ``data_json``, the record's data as JSON text."""
+    return PAYLOAD % (ab_id, emitted_at, data_json)
+
+
+def data_json(record: Record) -> bytes:
+    """The record's data as JSON text equal in value to the source's: copied from the line when orjson cannot say
+    it exactly (see :mod:`destination_kinesis.messages`)."""
+    if record.raw_data is not None:
+        return record.raw_data
+    try:
+        return orjson.dumps(record.data)
+    except orjson.JSONEncodeError:
+        # orjson reads 1024 levels of nesting but writes fewer (about 255): copy this one from its line instead.
+        reread = parse_exact(record.line, record.line_no)
+        assert isinstance(reread, Record) and reread.raw_data is not None
+        return reread.raw_data

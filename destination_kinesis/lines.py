@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from destination_kinesis.errors import input_error
 from destination_kinesis.limits import MIB
 
@@ -13,7 +11,7 @@ MAX_LINE_BYTES = 64 * MIB
 class LineReader:
     """Splits chunks of input into lines (without the newline) and counts them from 1.
 
-    :attr:`line_no` is the number of the line most recently yielded. A line longer than ``max_line_bytes`` is an
+    :attr:`line_no` is the number of the last line returned. A line longer than ``max_line_bytes`` is an
     input error: no record or state that large can be written or echoed.
     """
 
@@ -23,29 +21,34 @@ class LineReader:
         self._partial_size = 0
         self.line_no = 0
 
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        """The lines that ``chunk`` completes; its unfinished tail waits for the next chunk."""
-        pieces = chunk.split(b"\n")
-        tail = pieces.pop()
-        if pieces and self._partial:
-            self._partial.append(pieces[0])
-            pieces[0] = b"".join(self._partial)
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines that ``chunk`` completes; its unfinished tail waits for the next chunk.
+
+        :attr:`line_no` counts them all at once. Only the first line can be longer than ``chunk``, so the others are
+        measured against the limit only when the chunk itself is longer than it.
+        """
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines and self._partial:
+            self._partial.append(lines[0])
+            lines[0] = b"".join(self._partial)
             self._partial, self._partial_size = [], 0
-        for line in pieces:
-            self.line_no += 1
+        for offset, line in enumerate(lines if len(chunk) > self._max else lines[:1]):
             if len(line) > self._max:
-                raise input_error(self.line_no, f"the line is longer than {self._max // MIB} MiB")
-            yield line
+                raise input_error(self.line_no + 1 + offset, f"the line is longer than {self._max // MIB} MiB")
+        self.line_no += len(lines)
         if tail:
             self._partial.append(tail)
             self._partial_size += len(tail)
             if self._partial_size > self._max:
                 raise input_error(self.line_no + 1, f"the line is longer than {self._max // MIB} MiB")
+        return lines
 
-    def finish(self) -> Iterator[bytes]:
+    def finish(self) -> list[bytes]:
         """The last line, when the input does not end with a newline."""
-        if self._partial:
-            self.line_no += 1
-            line = b"".join(self._partial)
-            self._partial, self._partial_size = [], 0
-            yield line
+        if not self._partial:
+            return []
+        self.line_no += 1
+        line = b"".join(self._partial)
+        self._partial, self._partial_size = [], 0
+        return [line]

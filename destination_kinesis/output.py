@@ -1,7 +1,9 @@
-"""The one writer of stdout: Airbyte messages (STATE, LOG, TRACE), one per line, each flushed at once.
+"""The one writer of stdout: Airbyte messages (STATE, LOG, TRACE, and spec/check results), one per line, each
+flushed at once, and the registry of secrets that no output line may contain.
 
 A state that sits in a pipe buffer is a state the platform has not seen, so nothing here is buffered. Logs from any
-thread go through the same lock, so lines never interleave.
+thread go through the same lock, so lines never interleave. Messages are built here as plain JSON rather than with
+airbyte-cdk's models, so that ``write`` does not pay for importing the CDK.
 """
 
 from __future__ import annotations
@@ -9,13 +11,38 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import BinaryIO
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 import orjson
-from airbyte_cdk.logger import AirbyteLogFormatter
-from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer
-from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from destination_kinesis.errors import SYSTEM_ERROR, ConnectorError
+
+_secrets: list[str] = []
+_LOG_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Mask these values (non-empty strings) in every message written from now on."""
+    for value in values:
+        if value and value not in _secrets:
+            _secrets.append(value)
+    _secrets.sort(key=len, reverse=True)  # a secret containing another is masked whole
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (for tests)."""
+    _secrets.clear()
+
+
+def masked(text: str | None) -> str | None:
+    """``text`` with every registered secret replaced by ``****``."""
+    if text:
+        for secret in _secrets:
+            text = text.replace(secret, "****")
+    return text
 
 
 class Output:
@@ -30,26 +57,25 @@ class Output:
             self._stream.write(line + b"\n")
             self._stream.flush()
 
-    def message(self, message: AirbyteMessage) -> None:
-        """Emit an Airbyte message built by the CDK's dataclasses."""
-        self.write_line(orjson.dumps(AirbyteMessageSerializer.dump(message)))
+    def message(self, message: dict[str, Any]) -> None:
+        """Emit an Airbyte message given as a JSON-ready dict (the caller masks any text that may hold secrets)."""
+        self.write_line(orjson.dumps(message))
 
-    def trace(self, exc: AirbyteTracedException) -> None:
+    def trace(self, exc: BaseException) -> None:
         """Emit ``exc`` as a TRACE error message, every registered secret masked in its texts (stack trace too).
 
+        A :class:`ConnectorError` keeps its message and failure type; anything else is an unexpected system_error.
         Masking the texts rather than the serialised line keeps the line valid JSON whatever the secrets are.
         """
-        message = exc.as_airbyte_message()
-        error = message.trace.error  # type: ignore[union-attr]  # a TRACE of type ERROR always has one
-        error.message = masked(error.message)
-        error.internal_message = masked(error.internal_message)
-        error.stack_trace = masked(error.stack_trace)
-        self.message(message)
-
-
-def masked(text: str | None) -> str | None:
-    """``text`` with every registered secret replaced by ``****``."""
-    return filter_secrets(text) if text else text
+        if isinstance(exc, ConnectorError):
+            message, internal, failure_type = exc.message, exc.internal_message, exc.failure_type
+        else:
+            message, internal, failure_type = f"Unexpected error: {exc}", repr(exc), SYSTEM_ERROR
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        error = {"message": masked(message), "internal_message": masked(internal), "stack_trace": masked(stack),
+                 "failure_type": failure_type}
+        emitted_at = time.time_ns() // 1_000_000
+        self.message({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": emitted_at, "error": error}})
 
 
 class _Handler(logging.Handler):
@@ -59,17 +85,16 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._output.write_line(self.format(record).encode("utf-8", "replace"))
+            level = _LOG_LEVELS.get(record.levelname, record.levelname)
+            self._output.message({"type": "LOG", "log": {"level": level, "message": masked(self.format(record))}})
         except Exception:
             self.handleError(record)
 
 
 def send_logs_to(output: Output, level: int = logging.INFO) -> None:
-    """Route every log record to ``output`` as an Airbyte LOG message (secrets masked by the CDK's formatter)."""
-    handler = _Handler(output)
-    handler.setFormatter(AirbyteLogFormatter())
+    """Route every log record to ``output`` as an Airbyte LOG message, secrets masked."""
     root = logging.getLogger()
-    root.handlers = [handler]
+    root.handlers = [_Handler(output)]
     logging.getLogger("airbyte").setLevel(level)
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,8 +1,9 @@
 """The only place that writes data to Kinesis: PutRecords calls in flight, with every failed entry resent.
 
-botocore never resends the failed entries of a PutRecords that returned HTTP 200, so each batch is retried here:
-exactly the entries without a SequenceNumber are resent, and retryable whole-call errors repeat the call, with
-exponential backoff and full jitter, until every entry is accepted or the retry time runs out.
+Kinesis answers a PutRecords with one result per entry, and no SDK resends the failed entries of a call that
+returned HTTP 200, so each batch is retried here: exactly the entries without a SequenceNumber are resent, and
+retryable whole-call errors repeat the call, with exponential backoff and full jitter, until every entry is accepted
+or the retry time runs out. How many calls may be in flight follows :class:`~destination_kinesis.pressure.Pressure`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import os
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -27,9 +28,14 @@ from tenacity import (
 
 from destination_kinesis import aws_errors
 from destination_kinesis.batcher import Batch
-from destination_kinesis.errors import system_error, transient_error
+from destination_kinesis.errors import ConnectorError, system_error, transient_error
+from destination_kinesis.pressure import Pressure
 
-DEFAULT_MAX_IN_FLIGHT = 4
+#: Sends one PutRecords call: (stream name, entries as JSON text) → one result per entry. See
+#: :class:`destination_kinesis.putrecords.PutRecords`.
+Put = Callable[[str, Sequence[bytes]], list[dict[str, Any]]]
+
+DEFAULT_MAX_IN_FLIGHT = 16
 DEFAULT_RETRY_SECONDS = 300.0
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 10.0
@@ -57,14 +63,16 @@ class SendStats:
     throttled: int = 0
 
 
-def put_batch(client: Any, batch: Batch, retry_seconds: float, abort: threading.Event) -> SendStats:
-    """Write every entry of ``batch``; return once all are accepted.
+def put_batch(put: Put, batch: Batch, retry_seconds: float, abort: threading.Event,
+              pressure: Pressure | None = None) -> SendStats:
+    """Write every entry of ``batch``; return once all are accepted. Each call's outcome is reported to
+    ``pressure``: throttled (a throttling error or throttled entries) or not.
 
     Raises a transient error when the retry time runs out (or ``abort`` is set) with entries still failing, and a
     config or system error at once for a whole-call error that retrying cannot fix.
     """
     stats = SendStats()
-    pending: list[dict[str, Any]] = batch.entries
+    pending: list[bytes] = batch.entries
     retrying = Retrying(
         stop=stop_any(stop_after_delay(retry_seconds), stop_when_event_set(abort)),
         wait=wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_MAX_SECONDS),
@@ -76,10 +84,10 @@ def put_batch(client: Any, batch: Batch, retry_seconds: float, abort: threading.
         for attempt in retrying:
             with attempt:
                 stats.calls += 1
-                pending, codes, last_message = _put_once(client, batch.stream_name, pending, stats)
+                pending, codes, last_message = _put_once(put, batch.stream_name, pending, stats, pressure)
                 if pending:
                     raise EntriesFailed(codes, last_message)
-    except AirbyteTracedException:
+    except ConnectorError:
         raise
     except EntriesFailed as exc:
         raise transient_error(
@@ -104,16 +112,17 @@ def _interruptible_sleep(abort: threading.Event, seconds: float) -> None:
 
 
 def _put_once(
-    client: Any, stream_name: str, entries: list[dict[str, Any]], stats: SendStats
-) -> tuple[list[dict[str, Any]], Counter[str], str]:
+    put: Put, stream_name: str, entries: list[bytes], stats: SendStats, pressure: Pressure | None
+) -> tuple[list[bytes], Counter[str], str]:
     """One PutRecords call: return the entries to resend, their error codes and the last error message."""
     try:
-        response = client.put_records(StreamName=stream_name, Records=entries)
+        results = put(stream_name, entries)
     except Exception as exc:
-        if aws_errors.error_code(exc) == "ProvisionedThroughputExceededException":
+        if aws_errors.error_code(exc) in aws_errors.THROTTLING_CODES:
             stats.throttled += 1
+            if pressure is not None:
+                pressure.throttled()
         raise
-    results = response.get("Records") or []
     if len(results) != len(entries):
         raise system_error(
             f"Kinesis answered a PutRecords of {len(entries)} records with {len(results)} results; "
@@ -121,10 +130,18 @@ def _put_once(
     # Trust each entry, not FailedRecordCount: some endpoints report the count wrong.
     failed = [pair for pair in zip(entries, results, strict=True) if not pair[1].get("SequenceNumber")]
     if not failed:
+        if pressure is not None:
+            pressure.succeeded()
         return [], Counter(), ""
     codes = Counter(str(result.get("ErrorCode") or "NoSequenceNumber") for _, result in failed)
     stats.resent_entries += len(failed)
-    stats.throttled += codes["ProvisionedThroughputExceededException"]
+    throttled = sum(codes[code] for code in aws_errors.THROTTLING_CODES)
+    stats.throttled += throttled
+    if pressure is not None:
+        if throttled:
+            pressure.throttled()
+        else:
+            pressure.succeeded()
     return [entry for entry, _ in failed], codes, str(failed[-1][1].get("ErrorMessage") or "")
 
 
@@ -133,23 +150,29 @@ def _codes(codes: Counter[str]) -> str:
 
 
 class Sender:
-    """Runs :func:`put_batch` for up to ``max_in_flight`` batches at once and reports them as they complete.
+    """Runs :func:`put_batch` for up to :attr:`limit` batches at once and reports them as they complete.
 
+    The limit starts at ``max_in_flight`` and follows :attr:`pressure` (halved on throttling, grown back after).
     Completions are queued and signalled on :attr:`wake_fd`, so the caller can wait for stdin and completions in
     one ``select``.
     """
 
-    def __init__(self, client: Any, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    def __init__(self, put: Put, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
                  retry_seconds: float = DEFAULT_RETRY_SECONDS):
-        self._client = client
+        self._put = put
         self._retry_seconds = retry_seconds
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="put-records")
         self._done: queue.SimpleQueue[tuple[Batch, Future[SendStats]]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        self.max_in_flight = max_in_flight
+        self.pressure = Pressure(max_in_flight)
         self.in_flight = 0
         self.abort = threading.Event()
+
+    @property
+    def limit(self) -> int:
+        """Batches that may be in flight now (between 1 and ``max_in_flight``)."""
+        return self.pressure.limit
 
     @property
     def wake_fd(self) -> int:
@@ -157,8 +180,8 @@ class Sender:
         return self._wake_r
 
     def submit(self, batch: Batch) -> None:
-        """Start writing ``batch``; the caller keeps ``in_flight`` below ``max_in_flight``."""
-        future = self._pool.submit(put_batch, self._client, batch, self._retry_seconds, self.abort)
+        """Start writing ``batch``; the caller keeps ``in_flight`` below :attr:`limit`."""
+        future = self._pool.submit(put_batch, self._put, batch, self._retry_seconds, self.abort, self.pressure)
         self.in_flight += 1
         future.add_done_callback(lambda f: self._completed(batch, f))
 

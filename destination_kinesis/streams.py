@@ -7,10 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-
 from destination_kinesis import aws_errors
-from destination_kinesis.errors import config_error, transient_error
+from destination_kinesis.errors import ConnectorError, config_error, transient_error
 
 logger = logging.getLogger("airbyte")
 
@@ -58,7 +56,7 @@ def ensure_streams(
                     _create(client, name, shard_count)
                     created.append(name)
                     status = "CREATING"
-            except AirbyteTracedException:
+            except ConnectorError:
                 raise
             except Exception as exc:
                 if not aws_errors.is_retryable(exc):

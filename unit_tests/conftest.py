@@ -5,6 +5,7 @@ The fakes are small hand-written classes that follow a script; nothing here talk
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -15,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 from botocore.exceptions import ClientError
 
-from destination_kinesis import sender
+from destination_kinesis import output, putrecords, sender
 
 RESOURCES = Path(__file__).parent / "resources"
 REPO_ROOT = Path(__file__).parent.parent
@@ -71,6 +71,17 @@ def fail_entries(failed: Callable[[int, dict[str, Any]], bool] | Iterable[int],
     return respond
 
 
+def decode_entry(entry: bytes) -> dict[str, Any]:
+    """A PutRecords entry as JSON text → ``{"Data": bytes, "PartitionKey": str}``, as boto3 takes it."""
+    parsed = json.loads(entry)
+    return {"Data": base64.b64decode(parsed["Data"]), "PartitionKey": parsed["PartitionKey"]}
+
+
+def encode_entry(data: bytes, partition_key: str) -> bytes:
+    """``{"Data": data, "PartitionKey": partition_key}`` as the JSON text the batcher holds."""
+    return putrecords.entry(data, json.dumps(partition_key).encode())
+
+
 class FakeKinesisClient:
     """A fake of boto3's Kinesis client for the data path: ``put_records`` follows a script of steps.
 
@@ -92,6 +103,10 @@ class FakeKinesisClient:
         self.max_concurrent = 0
         self.entered = threading.Semaphore(0)
         self._lock = threading.Lock()
+
+    def __call__(self, stream_name: str, entries: Sequence[bytes]) -> list[dict[str, Any]]:
+        """The sender's view (a :data:`destination_kinesis.sender.Put`): entries as JSON text in, results out."""
+        return self.put_records(StreamName=stream_name, Records=[decode_entry(entry) for entry in entries])["Records"]
 
     def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> Response:  # noqa: N803 (boto3 names)
         with self._lock:
@@ -233,7 +248,7 @@ def restore_logging() -> Iterator[None]:
 def clear_secrets() -> Iterator[None]:
     """Forget the secrets a test registered for masking."""
     yield
-    update_secrets([])
+    output.clear_secrets()
 
 
 # --------------------------------------------------------------------------------------------------------------------

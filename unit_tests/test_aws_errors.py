@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from airbyte_cdk.models import FailureType
 from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -32,23 +31,23 @@ RETRYABLE = [
 
 # (error, failure type, words the message must contain)
 NOT_RETRYABLE = [
-    (client_error("AccessDeniedException", message="not authorized"), FailureType.config_error,
+    (client_error("AccessDeniedException", message="not authorized"), "config_error",
      ["denied", "permission"]),
-    (client_error("UnrecognizedClientException"), FailureType.config_error, ["credentials", "accessKey"]),
-    (client_error("InvalidSignatureException"), FailureType.config_error, ["credentials", "privateKey"]),
-    (client_error("ExpiredTokenException"), FailureType.config_error, ["credentials"]),
-    (client_error("ResourceNotFoundException"), FailureType.config_error, ["not found", "region"]),
-    (client_error("KMSDisabledException"), FailureType.config_error, ["KMS"]),
-    (client_error("KMSAccessDeniedException"), FailureType.config_error, ["KMS"]),
-    (client_error("KMSNotFoundException"), FailureType.config_error, ["KMS"]),
-    (client_error("KMSInvalidStateException"), FailureType.config_error, ["KMS"]),
-    (client_error("KMSOptInRequired"), FailureType.config_error, ["KMS"]),
-    (NoCredentialsError(), FailureType.config_error, ["accessKey"]),
-    (client_error("InvalidArgumentException"), FailureType.system_error, ["InvalidArgumentException", "HTTP 400"]),
-    (client_error("ValidationException"), FailureType.system_error, ["ValidationException"]),
-    (client_error("RequestEntityTooLarge", status=413), FailureType.system_error, ["HTTP 413"]),
-    (ParamValidationError(report="bad"), FailureType.system_error, ["bad"]),
-    (ValueError("odd"), FailureType.system_error, ["ValueError", "odd"]),
+    (client_error("UnrecognizedClientException"), "config_error", ["credentials", "accessKey"]),
+    (client_error("InvalidSignatureException"), "config_error", ["credentials", "privateKey"]),
+    (client_error("ExpiredTokenException"), "config_error", ["credentials"]),
+    (client_error("ResourceNotFoundException"), "config_error", ["not found", "region"]),
+    (client_error("KMSDisabledException"), "config_error", ["KMS"]),
+    (client_error("KMSAccessDeniedException"), "config_error", ["KMS"]),
+    (client_error("KMSNotFoundException"), "config_error", ["KMS"]),
+    (client_error("KMSInvalidStateException"), "config_error", ["KMS"]),
+    (client_error("KMSOptInRequired"), "config_error", ["KMS"]),
+    (NoCredentialsError(), "config_error", ["accessKey"]),
+    (client_error("InvalidArgumentException"), "system_error", ["InvalidArgumentException", "HTTP 400"]),
+    (client_error("ValidationException"), "system_error", ["ValidationException"]),
+    (client_error("RequestEntityTooLarge", status=413), "system_error", ["HTTP 413"]),
+    (ParamValidationError(report="bad"), "system_error", ["bad"]),
+    (ValueError("odd"), "system_error", ["ValueError", "odd"]),
 ]
 
 
@@ -61,7 +60,7 @@ def test_retryable_errors(error: Exception) -> None:
 @pytest.mark.parametrize(("error", "failure_type", "words"), NOT_RETRYABLE,
                          ids=[type(e).__name__ + ":" + str(aws_errors.error_code(e)) for e, _, _ in NOT_RETRYABLE])
 def test_non_retryable_errors_get_failure_type_and_actionable_message(
-    error: Exception, failure_type: FailureType, words: list[str]
+    error: Exception, failure_type: str, words: list[str]
 ) -> None:
     """Credentials, IAM, KMS and missing streams are the user's to fix (config_error); the rest are system errors.
     The message says what was being done and what went wrong."""
@@ -77,7 +76,7 @@ def test_non_retryable_errors_get_failure_type_and_actionable_message(
 def test_unreachable_endpoint_is_a_config_error_when_reported() -> None:
     """An endpoint that cannot be reached points at the endpoint setting."""
     traced = aws_errors.traced(EndpointConnectionError(endpoint_url="https://kinesis.invalid"), "list streams")
-    assert traced.failure_type == FailureType.config_error
+    assert traced.failure_type == "config_error"
     assert "endpoint" in traced.message and "https://kinesis.invalid" in traced.message
 
 

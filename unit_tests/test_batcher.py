@@ -8,15 +8,15 @@ from destination_kinesis import batcher as batcher_module
 from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch, Batcher
 from destination_kinesis.checkpoint import Cell
 from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
-from unit_tests.conftest import FakeClock
+from unit_tests.conftest import FakeClock, decode_entry, encode_entry
 
 
 def _add(batcher: Batcher, stream: str, i: int, size: int = 10) -> tuple[Batch, ...]:
-    return batcher.add(stream, f"data-{i}".encode(), f"key-{i}", size, Cell(0))
+    return batcher.add(stream, encode_entry(f"data-{i}".encode(), f"key-{i}"), size, Cell(0))
 
 
 def _keys(batch: Batch) -> list[str]:
-    return [str(entry["PartitionKey"]) for entry in batch.entries]
+    return [str(decode_entry(entry)["PartitionKey"]) for entry in batch.entries]
 
 
 def test_closes_on_record_count() -> None:
@@ -26,7 +26,7 @@ def test_closes_on_record_count() -> None:
     (batch,) = _add(batcher, "s", 2)
     assert batch.stream_name == "s"
     assert _keys(batch) == ["key-0", "key-1", "key-2"]
-    assert batch.entries[0] == {"Data": b"data-0", "PartitionKey": "key-0"}
+    assert decode_entry(batch.entries[0]) == {"Data": b"data-0", "PartitionKey": "key-0"}
     assert len(batch.cells) == 3 and batch.size == 30
     assert batcher.drain() == []
 
@@ -81,7 +81,7 @@ def test_cells_follow_their_entries() -> None:
     cells = [Cell(0), Cell(1), Cell(1)]
     closed: tuple[Batch, ...] = ()
     for i, cell in enumerate(cells):
-        closed = batcher.add("s", b"d", f"k{i}", 2, cell)
+        closed = batcher.add("s", encode_entry(b"d", f"k{i}"), 2, cell)
     (batch,) = closed
     assert batch.cells == cells and all(a is b for a, b in zip(batch.cells, cells, strict=True))
 
@@ -137,3 +137,15 @@ def test_drain_returns_every_open_batch_once() -> None:
 def test_default_linger_is_short() -> None:
     """Partly filled batches wait at most a second by default."""
     assert 0 < DEFAULT_LINGER_SECONDS <= 1.0
+
+
+def test_bytes_held_across_streams_are_capped() -> None:
+    """Many streams each holding a little: once their total passes the cap, the fullest buffer goes out early, so
+    memory does not grow with the number of streams."""
+    batcher = Batcher(max_records=500, max_bytes=100, max_buffered_bytes=250)
+    assert _add(batcher, "a", 0, size=90) == ()
+    assert _add(batcher, "b", 1, size=60) == ()
+    assert _add(batcher, "c", 2, size=50) == ()
+    (closed,) = _add(batcher, "d", 3, size=60)  # 260 held: "a" is the fullest
+    assert closed.stream_name == "a" and closed.size == 90
+    assert sorted(b.stream_name for b in batcher.drain()) == ["b", "c", "d"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_kinesis.client import (
     ADMIN_ATTEMPTS,
@@ -14,6 +12,7 @@ from destination_kinesis.client import (
     kinesis_client,
 )
 from destination_kinesis.config import parse_config
+from destination_kinesis.errors import ConnectorError
 
 CONFIG = {"accessKey": "AKIATESTKEY", "privateKey": "test-secret", "region": "eu-west-1"}
 
@@ -55,8 +54,8 @@ def test_without_endpoint_the_regional_aws_endpoint_is_used() -> None:
                                                  ({"endpoint": "http://[::1"}, "http://[::1")])
 def test_unusable_region_or_endpoint_is_a_config_error(override: dict[str, str], named: str) -> None:
     """A region or endpoint the SDK cannot use fails as config_error naming it, never the keys."""
-    with pytest.raises(AirbyteTracedException) as caught:
+    with pytest.raises(ConnectorError) as caught:
         kinesis_client(parse_config({**CONFIG, **override}))
-    assert caught.value.failure_type == FailureType.config_error
+    assert caught.value.failure_type == "config_error"
     assert named in caught.value.message
     assert "test-secret" not in caught.value.message

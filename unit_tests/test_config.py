@@ -8,10 +8,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_kinesis.config import DEFAULT_REGION, KinesisConfig, parse_config
+from destination_kinesis.errors import ConnectorError
 from unit_tests.conftest import REPO_ROOT, RESOURCES
 
 ACCESS_KEY = "AKIA-TEST-ACCESS-KEY-7Q"
@@ -31,10 +30,10 @@ JAVA_SPEC = json.loads((RESOURCES / "java-0.1.5-spec.json").read_text())["connec
 OUR_SPEC = _connection_spec("destination_kinesis/spec.json")
 
 
-def _config_error(raw: dict[str, Any]) -> AirbyteTracedException:
-    with pytest.raises(AirbyteTracedException) as caught:
+def _config_error(raw: dict[str, Any]) -> ConnectorError:
+    with pytest.raises(ConnectorError) as caught:
         parse_config(raw)
-    assert caught.value.failure_type == FailureType.config_error
+    assert caught.value.failure_type == "config_error"
     return caught.value
 
 
@@ -146,9 +145,12 @@ def test_spec_defaults_and_bounds_match_the_model() -> None:
 
 
 def test_spec_keeps_the_java_spec_shape() -> None:
-    """Same properties, types, required list and secrets as 0.1.5, so saved configs and UIs keep working."""
-    assert set(OUR_SPEC["properties"]) == set(JAVA_SPEC["properties"])
+    """Every 0.1.5 property with its type and secrecy, the same required list, and new properties only optional
+    ones with a default, so saved configs and UIs keep working."""
+    assert set(JAVA_SPEC["properties"]) <= set(OUR_SPEC["properties"])
     assert OUR_SPEC["required"] == JAVA_SPEC["required"]
+    for name in set(OUR_SPEC["properties"]) - set(JAVA_SPEC["properties"]):
+        assert "default" in OUR_SPEC["properties"][name], name
     assert OUR_SPEC.get("additionalProperties", True) is True
     for name, java_prop in JAVA_SPEC["properties"].items():
         ours = OUR_SPEC["properties"][name]

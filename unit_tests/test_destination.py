@@ -1,30 +1,21 @@
-"""destination: check never raises and says what to fix; write_sync wires the parts from stdin to stdout."""
+"""destination: check never raises and says what to fix; in-process write is refused."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
 import pytest
-from airbyte_cdk.models import FailureType, Status
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from airbyte_cdk.models import Status
 from botocore.exceptions import EndpointConnectionError
 
 from destination_kinesis import destination
-from destination_kinesis.catalog import ConfiguredCatalog
-from destination_kinesis.config import parse_config
-from destination_kinesis.destination import DestinationKinesis, write_sync
-from destination_kinesis.output import Output
+from destination_kinesis.destination import DestinationKinesis
+from destination_kinesis.errors import ConnectorError
 from unit_tests.conftest import (
     REPO_ROOT,
     FakeSyncClient,
     client_error,
-    lines,
-    record_line,
-    run_on_pipe,
-    state_id,
-    stream_state_line,
 )
 
 LOGGER = logging.getLogger("airbyte")
@@ -80,27 +71,6 @@ def test_check_with_unknown_region_hints_at_the_region(fake: FakeSyncClient) -> 
 
 def test_in_process_write_is_refused() -> None:
     """write() through the CDK would lose state ids and digits: it is refused with a system_error."""
-    with pytest.raises(AirbyteTracedException) as caught:
+    with pytest.raises(ConnectorError) as caught:
         list(DestinationKinesis().write(CONFIG, None, iter(())))  # type: ignore[arg-type]
-    assert caught.value.failure_type == FailureType.system_error
-
-
-def test_write_sync_creates_streams_writes_records_and_emits_states(fake: FakeSyncClient,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    """write_sync creates missing streams with shardCount, writes each record to its Kinesis stream, emits the
-    covered states on the output and logs per-stream totals."""
-    fake.existing.add("crm_users")
-    catalog = ConfiguredCatalog.model_validate({"streams": [
-        {"stream": {"name": "users", "namespace": "crm"}}, {"stream": {"name": "orders"}}]})
-    config = parse_config({**CONFIG, "shardCount": 2})
-    stdout = io.BytesIO()
-    feed = lines(record_line({"i": 1}, stream="users", namespace="crm"), record_line({"i": 2}, stream="orders"),
-                 record_line({"i": 3}, stream="orders"), stream_state_line("orders", state_id=1),
-                 stream_state_line("users", "crm", state_id=2))
-    with caplog.at_level(logging.INFO, logger="airbyte"):
-        run_on_pipe(lambda fd: write_sync(config, catalog, fd, Output(stdout)), feed)
-    assert fake.created == [("_orders", 2)]
-    assert sorted((name, len(entries)) for name, entries in fake.calls) == [("_orders", 2), ("crm_users", 1)]
-    assert [state_id(line) for line in stdout.getvalue().splitlines()] == [1, 2]
-    logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "Stream 'orders': 2 records" in logged and "'crm.users' → Kinesis stream 'crm_users'" in logged
+    assert caught.value.failure_type == "system_error"

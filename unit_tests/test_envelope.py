@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from destination_kinesis.envelope import encode, new_id
+from destination_kinesis.envelope import data_json, new_ids, payload
 from destination_kinesis.messages import Record, parse_line
 from unit_tests.conftest import EMITTED_AT, assert_same_json, exact_json, record_line
 
@@ -59,19 +59,25 @@ CORPUS: dict[str, str] = {
 }
 
 
+def encode(record: Record) -> tuple[bytes, str]:
+    """The payload and partition key of ``record``, as the writer builds them off its fast path."""
+    (ab_id,) = new_ids(1)
+    return payload(ab_id, record.emitted_at, data_json(record)), ab_id.decode()
+
+
 def _encode_line(data_text: str, line_no: int = 1) -> tuple[Record, bytes, str]:
     parsed = parse_line(record_line(data_text), line_no)
     assert isinstance(parsed, Record)
-    payload, partition_key = encode(parsed)
-    return parsed, payload, partition_key
+    data, partition_key = encode(parsed)
+    return parsed, data, partition_key
 
 
 @pytest.mark.parametrize("data_text", list(CORPUS.values()), ids=list(CORPUS))
 def test_data_survives_exactly(data_text: str) -> None:
     """_airbyte_data equals the source's data with every digit and code unit, and a non-integer literal never
     comes back as an integer literal (nor the reverse)."""
-    _, payload, _ = _encode_line(data_text)
-    assert_same_json(exact_json(payload)["_airbyte_data"], exact_json(data_text))
+    _, data, _ = _encode_line(data_text)
+    assert_same_json(exact_json(data)["_airbyte_data"], exact_json(data_text))
 
 
 def test_corpus_exercises_both_paths() -> None:
@@ -87,8 +93,8 @@ def test_corpus_exercises_both_paths() -> None:
 def test_envelope_keys_order_id_and_emitted_at(data_text: str) -> None:
     """The payload has exactly _airbyte_ab_id, _airbyte_emitted_at, _airbyte_data in that order; the id is a
     uuid4 and is the partition key; emitted_at is the record's."""
-    _, payload, partition_key = _encode_line(data_text)
-    pairs = json.loads(payload, object_pairs_hook=lambda items: items)
+    _, data, partition_key = _encode_line(data_text)
+    pairs = json.loads(data, object_pairs_hook=lambda items: items)
     assert [key for key, _ in pairs] == ENVELOPE_KEYS
     envelope = dict(pairs)
     assert envelope["_airbyte_ab_id"] == partition_key
@@ -104,15 +110,19 @@ def test_ids_are_unique_over_10k_records(data_text: str) -> None:
     assert isinstance(parsed, Record)
     ids = set()
     for _ in range(10_000):
-        payload, partition_key = encode(parsed)
-        assert payload.startswith(b'{"_airbyte_ab_id":"' + partition_key.encode() + b'"')
+        data, partition_key = encode(parsed)
+        assert data.startswith(b'{"_airbyte_ab_id":"' + partition_key.encode() + b'"')
         ids.add(partition_key)
     assert len(ids) == 10_000
 
 
-def test_new_id_is_a_canonical_random_uuid4() -> None:
-    """new_id gives canonical lowercase RFC 4122 version-4 UUIDs, whose variant digit takes all of 8, 9, a, b."""
-    ids = [new_id() for _ in range(2_000)]
+def test_new_ids_are_canonical_random_uuid4s() -> None:
+    """new_ids gives distinct canonical lowercase RFC 4122 version-4 UUIDs, whose variant digit takes all of 8, 9,
+    a, b, and whose other digits take all 16 values at every position."""
+    ids = [value.decode("ascii") for value in new_ids(2_000)]
+    assert len(set(ids)) == 2_000
+    for position in (0, 7, 9, 15, 20, 35):
+        assert {value[position] for value in ids} == set("0123456789abcdef")
     for value in ids:
         parsed = uuid.UUID(value)
         assert str(parsed) == value
@@ -124,12 +134,12 @@ def test_exact_path_emitted_at_is_a_plain_integer() -> None:
     """On the exact path an integral-float emitted_at is written as an integer literal."""
     parsed = parse_line(record_line('{"a":1e400}', emitted_at="1.7E12"), 1)
     assert isinstance(parsed, Record)
-    payload, _ = encode(parsed)
-    assert b'"_airbyte_emitted_at":1700000000000,' in payload
+    data, _ = encode(parsed)
+    assert b'"_airbyte_emitted_at":1700000000000,' in data
 
 
 def test_deeply_nested_data_on_the_fast_path_is_written() -> None:
     """Data nested 300 levels deep is valid JSON that the parser accepts; it must be written unchanged."""
     data_text = '{"d":' + "[" * 300 + "]" * 300 + "}"
-    _, payload, _ = _encode_line(data_text)
-    assert_same_json(exact_json(payload)["_airbyte_data"], exact_json(data_text))
+    _, data, _ = _encode_line(data_text)
+    assert_same_json(exact_json(data)["_airbyte_data"], exact_json(data_text))

@@ -8,10 +8,9 @@ import logging
 import threading
 
 import pytest
-from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 
 from destination_kinesis.errors import config_error
-from destination_kinesis.output import Output, send_logs_to
+from destination_kinesis.output import Output, register_secrets, send_logs_to
 
 
 class FlushCountingStream(io.BytesIO):
@@ -27,7 +26,7 @@ class FlushCountingStream(io.BytesIO):
 
 @pytest.fixture
 def secrets(clear_secrets: None) -> None:
-    update_secrets(["hunter2-SECRET"])
+    register_secrets(["hunter2-SECRET"])
 
 
 def test_each_line_is_written_whole_and_flushed() -> None:

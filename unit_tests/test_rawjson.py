@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
+from decimal import Decimal
 
+import orjson
 import pytest
 
 from destination_kinesis.rawjson import (
@@ -21,34 +24,35 @@ from destination_kinesis.rawjson import (
         b'{"a":1}',
         b'{"a":-123456789012345}',  # 15 digits
         b'{"a":0.1,"b":1.50,"c":-0,"d":-0.0,"e":[1.0, 2]}',
-        b'{"a":12345678901234.5}',  # 15 digits around the point
+        b'{"a":123456789012.34}',  # 14 digits and the point
         b'{"a":"1e400 in a string is still text"}',
         b'{"a":[]}',
+        b'{"a":1e5,"b":-1.5E3,"c":2.5e-99,"d":1e+300}',  # exponents within a double's normal range
     ],
 )
 def test_round_trip_is_exact_without_risky_numbers(line: bytes) -> None:
-    """Up to 15 digits and no exponent: a double keeps the value, so orjson may parse and re-serialise."""
+    """Up to 15 digits and no tiny exponent: a double keeps the value, so orjson may parse and re-serialise."""
     assert orjson_round_trip_is_exact(line)
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        b'{"a":1e5}',
         b'{"a":1E-400}',
-        b'{"a":-1.5e3}',
+        b'{"a":1.234567e-320}',  # a subnormal keeps fewer digits
+        b'{"a":25e-0310}',
         b'{"a":1234567890123456}',  # 16 digits
         b'{"a":-9223372036854775807}',
         b'{"a":123456789012345678901234567890}',
         b'{"a":0.1234567890123456}',
         b'{"a":123456789012345.6}',
-        b'{"a": [ \t\n\r 1e0]}',
+        b'{"a": [ \t\n\r 1e-100]}',
         b'{"a":[1,\t99999999999999999]}',
-        b'{"a":"x","b":":1e5"}',  # looks like a number inside a string: the safe side is the exact path
+        b'{"a":"x","b":"1E-500"}',  # looks like a number inside a string: the safe side is the exact path
     ],
 )
-def test_round_trip_is_not_exact_with_exponents_or_16_digits(line: bytes) -> None:
-    """An exponent or 16+ digits may not survive a double: such lines go down the exact path."""
+def test_round_trip_is_not_exact_with_tiny_exponents_or_16_digits(line: bytes) -> None:
+    """16+ digits or an exponent below -99 may not survive a double: such lines go down the exact path."""
     assert not orjson_round_trip_is_exact(line)
 
 
@@ -121,3 +125,27 @@ def test_parse_document_refuses_trailing_text_but_allows_whitespace() -> None:
     assert parse_document('{"a":1} \r\t ')["a"].value == 1
     with pytest.raises(JsonError, match="after the JSON object"):
         parse_document('{"a":1} {"b":2}')
+
+
+def test_every_literal_judged_exact_survives_orjson() -> None:
+    """Over thousands of random number literals (ints, decimals, exponents of every size), each one the check lets
+    through comes back from orjson's parse and re-serialisation with the same decimal value."""
+    rng = random.Random(7)
+    passed = 0
+    for _ in range(20000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 22)))
+        literal = rng.choice(["", "-"]) + (digits.lstrip("0") or "0")
+        if rng.random() < 0.6:
+            literal += "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20)))
+        if rng.random() < 0.5:
+            literal += rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randint(0, 400)).zfill(rng.randint(1, 4))
+        line = b'{"n":%s}' % literal.encode()
+        if not orjson_round_trip_is_exact(line):
+            continue
+        try:
+            parsed = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # orjson refuses it (1e400): the exact path takes it
+        passed += 1
+        assert Decimal(orjson.dumps(parsed["n"]).decode()) == Decimal(literal), literal
+    assert passed > 5000

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from destination_kinesis import destination
+from destination_kinesis import sync
 from destination_kinesis.run import run
 from unit_tests.conftest import REPO_ROOT, FakeSyncClient, lines, record_line, stream_state_line, write_all
 
@@ -69,7 +69,8 @@ def test_write_end_to_end_with_a_fake_kinesis(tmp_path: Path, monkeypatch: pytes
                                               capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     """write reads stdin, writes to Kinesis and prints the state with destinationStats, logs as LOG messages."""
     client = FakeSyncClient(existing=("_users",))
-    monkeypatch.setattr(destination, "kinesis_client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(sync, "kinesis_client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(sync, "PutRecords", lambda given: given)
     read_fd, write_fd = os.pipe()
     write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
     os.close(write_fd)

@@ -8,15 +8,14 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from destination_kinesis import aws_errors, sender
 from destination_kinesis.batcher import Batch
 from destination_kinesis.checkpoint import Cell
+from destination_kinesis.errors import ConnectorError
 from destination_kinesis.sender import Sender, SendStats, put_batch
-from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, fail_entries
+from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, decode_entry, encode_entry, fail_entries
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")
 
@@ -29,7 +28,7 @@ STREAM = "orders_kinesis"
 def make_batch(n: int = 5, stream: str = STREAM, tag: str = "r") -> Batch:
     batch = Batch(stream)
     for i in range(n):
-        batch.entries.append({"Data": f"{tag}{i}".encode(), "PartitionKey": f"key-{tag}{i}"})
+        batch.entries.append(encode_entry(f"{tag}{i}".encode(), f"key-{tag}{i}"))
         batch.cells.append(Cell(0))
     return batch
 
@@ -39,12 +38,16 @@ def _put(client: FakeKinesisClient, batch: Batch, abort: threading.Event | None 
     return put_batch(client, batch, retry_seconds, abort or threading.Event())
 
 
+def _decoded(batch: Batch) -> list[dict[str, Any]]:
+    return [decode_entry(entry) for entry in batch.entries]
+
+
 def _data(entries: list[dict[str, Any]]) -> list[bytes]:
     return [entry["Data"] for entry in entries]
 
 
-def _fails(client: FakeKinesisClient, batch: Batch, failure_type: FailureType, **kwargs: Any) -> AirbyteTracedException:
-    with pytest.raises(AirbyteTracedException) as caught:
+def _fails(client: FakeKinesisClient, batch: Batch, failure_type: str, **kwargs: Any) -> ConnectorError:
+    with pytest.raises(ConnectorError) as caught:
         _put(client, batch, **kwargs)
     assert caught.value.failure_type == failure_type, caught.value.message
     return caught.value
@@ -61,7 +64,7 @@ def test_all_accepted_in_one_call() -> None:
     client = FakeKinesisClient()
     batch = make_batch(5)
     stats = _put(client, batch)
-    assert client.calls == [(STREAM, batch.entries)]
+    assert client.calls == [(STREAM, _decoded(batch))]
     assert (stats.calls, stats.resent_entries, stats.throttled) == (1, 0, 0)
 
 
@@ -83,7 +86,7 @@ def test_resent_entries_keep_their_partition_keys() -> None:
     client = FakeKinesisClient([fail_entries({2}, code="InternalFailure")])
     batch = make_batch(3)
     _put(client, batch)
-    assert client.calls[1][1] == [batch.entries[2]]
+    assert client.calls[1][1] == [_decoded(batch)[2]]
 
 
 @pytest.mark.parametrize(("failed", "reported", "expected_calls"), [({2}, 0, 2), (set(), 5, 1)],
@@ -123,7 +126,7 @@ def test_retryable_whole_call_errors_are_retried(error: Exception) -> None:
     client = FakeKinesisClient([error, error])
     batch = make_batch(3)
     stats = _put(client, batch)
-    assert [entries for _, entries in client.calls] == [batch.entries] * 3
+    assert [entries for _, entries in client.calls] == [_decoded(batch)] * 3
     assert stats.calls == 3
 
 
@@ -137,15 +140,15 @@ def test_throttled_calls_are_counted() -> None:
 @pytest.mark.parametrize(
     ("code", "failure_type"),
     [
-        ("AccessDeniedException", FailureType.config_error),
-        ("ResourceNotFoundException", FailureType.config_error),
-        ("KMSDisabledException", FailureType.config_error),
-        ("UnrecognizedClientException", FailureType.config_error),
-        ("InvalidArgumentException", FailureType.system_error),
-        ("ValidationException", FailureType.system_error),
+        ("AccessDeniedException", "config_error"),
+        ("ResourceNotFoundException", "config_error"),
+        ("KMSDisabledException", "config_error"),
+        ("UnrecognizedClientException", "config_error"),
+        ("InvalidArgumentException", "system_error"),
+        ("ValidationException", "system_error"),
     ],
 )
-def test_non_retryable_errors_fail_after_exactly_one_call(code: str, failure_type: FailureType) -> None:
+def test_non_retryable_errors_fail_after_exactly_one_call(code: str, failure_type: str) -> None:
     """Errors that retrying cannot fix fail at once with the right failure type, naming the stream and the code."""
     client = FakeKinesisClient([client_error(code)])
     error = _fails(client, make_batch(3), failure_type)
@@ -157,7 +160,7 @@ def test_retries_exhausted_on_whole_call_errors_is_transient() -> None:
     """A stream that throttles every call for the whole retry time fails as transient_error naming the stream and
     the error code, after several attempts."""
     client = FakeKinesisClient(default=client_error("ProvisionedThroughputExceededException"))
-    error = _fails(client, make_batch(3), FailureType.transient_error)
+    error = _fails(client, make_batch(3), "transient_error")
     assert f"'{STREAM}'" in error.message and "ProvisionedThroughputExceededException" in error.message
     assert len(client.calls) > 2
 
@@ -167,7 +170,7 @@ def test_retries_exhausted_on_failing_entries_is_transient() -> None:
     records were not accepted and their error code."""
     client = FakeKinesisClient(default=fail_entries(lambda _, entry: entry["Data"] in (b"r0", b"r2"),
                                                     message="Rate exceeded for shard shardId-1"))
-    error = _fails(client, make_batch(3), FailureType.transient_error)
+    error = _fails(client, make_batch(3), "transient_error")
     assert f"'{STREAM}'" in error.message
     assert "did not accept 2 records" in error.message
     assert "ProvisionedThroughputExceededException x2" in error.message
@@ -178,14 +181,14 @@ def test_retries_exhausted_on_failing_entries_is_transient() -> None:
 def test_connection_errors_exhausted_are_transient() -> None:
     """An endpoint that stays unreachable fails as transient_error saying it could not connect."""
     client = FakeKinesisClient(default=EndpointConnectionError(endpoint_url="https://kinesis.invalid"))
-    error = _fails(client, make_batch(1), FailureType.transient_error)
+    error = _fails(client, make_batch(1), "transient_error")
     assert "Could not connect" in error.message and f"'{STREAM}'" in error.message
 
 
 def test_result_length_mismatch_is_a_system_error_without_retry() -> None:
     """A response with fewer results than entries cannot be trusted: system_error, no retry."""
     client = FakeKinesisClient([lambda entries: accept_all(entries[:-1])])
-    error = _fails(client, make_batch(3), FailureType.system_error)
+    error = _fails(client, make_batch(3), "system_error")
     assert len(client.calls) == 1
     assert "3 records with 2 results" in error.message
 
@@ -195,7 +198,7 @@ def test_abort_set_before_stops_after_the_first_attempt() -> None:
     abort = threading.Event()
     abort.set()
     client = FakeKinesisClient(default=fail_entries({0}))
-    _fails(client, make_batch(2), FailureType.transient_error, abort=abort, retry_seconds=60.0)
+    _fails(client, make_batch(2), "transient_error", abort=abort, retry_seconds=60.0)
     assert len(client.calls) == 1
 
 
@@ -209,7 +212,7 @@ def test_abort_set_while_retrying_stops_promptly() -> None:
         return fail_entries({0})(entries)
 
     client = FakeKinesisClient(default=failing_and_aborting)
-    _fails(client, make_batch(2), FailureType.transient_error, abort=abort, retry_seconds=600.0)
+    _fails(client, make_batch(2), "transient_error", abort=abort, retry_seconds=600.0)
     assert len(client.calls) == 3
 
 
@@ -238,8 +241,8 @@ def test_abort_interrupts_a_long_backoff(monkeypatch: pytest.MonkeyPatch) -> Non
     assert done.wait(10), "put_batch kept waiting after abort was set"
     thread.join()
     assert 1 <= len(client.calls) <= 2
-    assert isinstance(errors[0], AirbyteTracedException)
-    assert errors[0].failure_type == FailureType.transient_error
+    assert isinstance(errors[0], ConnectorError)
+    assert errors[0].failure_type == "transient_error"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -286,7 +289,7 @@ def test_failures_are_delivered_in_the_future() -> None:
         s.submit(make_batch(1))
         ((_, future),) = _collect(s, 1)
         error = future.exception()
-        assert isinstance(error, AirbyteTracedException) and error.failure_type == FailureType.config_error
+        assert isinstance(error, ConnectorError) and error.failure_type == "config_error"
     finally:
         s.close()
 
@@ -325,6 +328,6 @@ def test_shutdown_after_abort_cuts_retries_short() -> None:
         s.shutdown()
         ((_, future),) = _collect(s, 1)
         error = future.exception()
-        assert isinstance(error, AirbyteTracedException) and error.failure_type == FailureType.transient_error
+        assert isinstance(error, ConnectorError) and error.failure_type == "transient_error"
     finally:
         s.close()

@@ -7,11 +7,10 @@ import re
 from collections.abc import Sequence
 
 import pytest
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from botocore.exceptions import EndpointConnectionError
 
 from destination_kinesis import streams
+from destination_kinesis.errors import ConnectorError
 from destination_kinesis.streams import ensure_streams, stream_status
 from unit_tests.conftest import FakeClock, client_error
 
@@ -63,9 +62,9 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def _fails(client: FakeAdminClient, names: list[str], failure_type: FailureType, shard_count: int = 5,
-           timeout: float = 300.0) -> AirbyteTracedException:
-    with pytest.raises(AirbyteTracedException) as caught:
+def _fails(client: FakeAdminClient, names: list[str], failure_type: str, shard_count: int = 5,
+           timeout: float = 300.0) -> ConnectorError:
+    with pytest.raises(ConnectorError) as caught:
         ensure_streams(client, names, shard_count, timeout=timeout, sleep=Sleeps())
     assert caught.value.failure_type == failure_type, caught.value.message
     return caught.value
@@ -140,7 +139,7 @@ def test_throttled_and_unreachable_describes_are_retried() -> None:
 def test_shard_count_below_one_with_a_missing_stream_is_a_config_error(shard_count: int) -> None:
     """A stream that must be created with shardCount < 1 fails as config_error naming the stream and shardCount."""
     client = FakeAdminClient({"existing": ["ACTIVE"], "missing_one": [None]})
-    error = _fails(client, ["existing", "missing_one"], FailureType.config_error, shard_count=shard_count)
+    error = _fails(client, ["existing", "missing_one"], "config_error", shard_count=shard_count)
     assert "'missing_one'" in error.message and "shardCount" in error.message
     assert client.creates == []
 
@@ -153,7 +152,7 @@ def test_shard_count_zero_is_fine_when_every_stream_exists() -> None:
 def test_timeout_is_a_transient_error_listing_the_streams_not_ready() -> None:
     """Streams still not writable at the timeout fail as transient_error listing each one with its status."""
     client = FakeAdminClient({"ready": ["ACTIVE"], "slow": [None, "CREATING"], "going": ["DELETING"]})
-    error = _fails(client, ["ready", "slow", "going"], FailureType.transient_error, timeout=0.0)
+    error = _fails(client, ["ready", "slow", "going"], "transient_error", timeout=0.0)
     assert re.search(r"'slow'\W+CREATING", error.message) and re.search(r"'going'\W+DELETING", error.message)
     assert "'ready'" not in error.message
 
@@ -163,9 +162,9 @@ def test_timeout_is_reached_after_polling_within_it(monkeypatch: pytest.MonkeyPa
     clock = FakeClock()
     monkeypatch.setattr(streams, "time", clock)
     client = FakeAdminClient({"s": ["CREATING"]})
-    with pytest.raises(AirbyteTracedException) as caught:
+    with pytest.raises(ConnectorError) as caught:
         ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep)
-    assert caught.value.failure_type == FailureType.transient_error
+    assert caught.value.failure_type == "transient_error"
     assert "within 5 s" in caught.value.message and re.search(r"'s'\W+CREATING", caught.value.message)
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])  # one more 2 s poll would pass 5 s
     assert len(client.describes) == 6
@@ -178,9 +177,9 @@ def test_unreachable_endpoint_until_the_timeout_names_the_real_problem(monkeypat
     clock = FakeClock()
     monkeypatch.setattr(streams, "time", clock)
     client = FakeAdminClient({"s": [EndpointConnectionError(endpoint_url="https://kinesis.invalid")]})
-    with caplog.at_level(logging.WARNING, logger="airbyte"), pytest.raises(AirbyteTracedException) as caught:
+    with caplog.at_level(logging.WARNING, logger="airbyte"), pytest.raises(ConnectorError) as caught:
         ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep)
-    assert caught.value.failure_type == FailureType.transient_error
+    assert caught.value.failure_type == "transient_error"
     assert "'s'" in caught.value.message and "Could not connect" in caught.value.message
     assert len(client.describes) > 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "airbyte" and r.levelno == logging.WARNING]
@@ -195,10 +194,10 @@ def test_stream_ready_just_before_the_deadline_is_used(monkeypatch: pytest.Monke
     assert ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep) == ["s"]
 
 
-@pytest.mark.parametrize(("code", "failure_type"), [("AccessDeniedException", FailureType.config_error),
-                                                    ("UnrecognizedClientException", FailureType.config_error),
-                                                    ("InvalidArgumentException", FailureType.system_error)])
-def test_refused_describe_fails_at_once(code: str, failure_type: FailureType) -> None:
+@pytest.mark.parametrize(("code", "failure_type"), [("AccessDeniedException", "config_error"),
+                                                    ("UnrecognizedClientException", "config_error"),
+                                                    ("InvalidArgumentException", "system_error")])
+def test_refused_describe_fails_at_once(code: str, failure_type: str) -> None:
     """A describe refused for a reason retrying cannot fix fails at once, naming the stream."""
     client = FakeAdminClient({"s": [client_error(code, operation="DescribeStreamSummary")]})
     error = _fails(client, ["s"], failure_type)
@@ -209,7 +208,7 @@ def test_refused_describe_fails_at_once(code: str, failure_type: FailureType) ->
 def test_refused_create_fails_at_once() -> None:
     """AccessDenied on CreateStream fails as config_error naming the stream."""
     client = FakeAdminClient({"s": [None]}, create={"s": [client_error("AccessDeniedException")]})
-    error = _fails(client, ["s"], FailureType.config_error)
+    error = _fails(client, ["s"], "config_error")
     assert "'s'" in error.message and "AccessDeniedException" in error.message
 
 

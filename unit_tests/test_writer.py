@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_kinesis.batcher import Batcher
 from destination_kinesis.checkpoint import Checkpoint
+from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
 from destination_kinesis.naming import StreamKey, kinesis_stream_names
 from destination_kinesis.sender import Sender
@@ -87,8 +86,8 @@ class Harness:
         run_on_pipe(self.writer.run, feed)
 
 
-def _fails(h: Harness, feed: bytes, failure_type: FailureType) -> AirbyteTracedException:
-    with pytest.raises(AirbyteTracedException) as caught:
+def _fails(h: Harness, feed: bytes, failure_type: str) -> ConnectorError:
+    with pytest.raises(ConnectorError) as caught:
         h.run(feed)
     assert caught.value.failure_type == failure_type, caught.value.message
     return caught.value
@@ -241,7 +240,7 @@ def test_record_of_a_stream_not_in_the_catalog_fails_naming_line_and_stream() ->
     records already accepted still come out, nothing after that line does."""
     h = Harness(FakeKinesisClient(), buffer_size=1)
     error = _fails(h, lines(rec(A, "a1"), sstate(A, 1), rec(("x", "unknown"), "u1"), sstate(A, 2), rec(A, "a2")),
-                   FailureType.system_error)
+                   "system_error")
     assert re.search(r"\bline 3\b", error.message) and "'x.unknown'" in error.message
     assert "catalog" in error.message
     assert h.ids == [1]
@@ -255,7 +254,7 @@ def test_oversize_record_fails_naming_stream_and_line_and_nothing_after_it_is_ac
     h = Harness(FakeKinesisClient(), buffer_size=buffer_size)
     big = rec(B, "big", pad=MAX_RECORD_BYTES)
     error = _fails(h, lines(rec(B, "b1"), sstate(B, 1), big, sstate(B, 2), rec(B, "b2"), sstate(B, 3)),
-                   FailureType.system_error)
+                   "system_error")
     assert re.search(r"\bline 3\b", error.message) and "'ns.b'" in error.message
     assert str(MAX_RECORD_BYTES) in error.message
     sent = [tag_of(d) for d in h.client.sent_data]
@@ -285,7 +284,7 @@ def test_fatal_send_error_still_emits_states_covered_by_earlier_batches(max_in_f
     raised; later states are not."""
     h = Harness(FakeKinesisClient(default=deny({"a3"})), buffer_size=1, max_in_flight=max_in_flight)
     error = _fails(h, lines(rec(A, "a1"), sstate(A, 1), rec(A, "a2"), sstate(A, 2), rec(A, "a3"), sstate(A, 3),
-                            rec(A, "a4"), sstate(A, 4)), FailureType.config_error)
+                            rec(A, "a4"), sstate(A, 4)), "config_error")
     assert "AccessDeniedException" in error.message and "'_a'" in error.message
     assert h.ids == [1, 2]
 
@@ -294,7 +293,7 @@ def test_fatal_send_error_on_one_stream_keeps_other_streams_states() -> None:
     """A stream whose batch fails does not hold back states of another stream already covered."""
     h = Harness(FakeKinesisClient(default=deny({"a1"}, code="ResourceNotFoundException")), buffer_size=1,
                 max_in_flight=1)
-    _fails(h, lines(rec(B, "b1"), sstate(B, 1), rec(A, "a1"), sstate(A, 2), sstate(B, 3)), FailureType.config_error)
+    _fails(h, lines(rec(B, "b1"), sstate(B, 1), rec(A, "a1"), sstate(A, 2), sstate(B, 3)), "config_error")
     assert h.ids == [1]
 
 
@@ -305,7 +304,7 @@ def test_retries_exhausted_fail_as_transient_with_earlier_states_out() -> None:
         return fail_entries(lambda _, entry: tag_of(entry["Data"]) == "a2")(entries)
 
     h = Harness(FakeKinesisClient(default=throttle_a2), buffer_size=1, max_in_flight=1)
-    error = _fails(h, lines(rec(A, "a1"), sstate(A, 1), rec(A, "a2"), sstate(A, 2)), FailureType.transient_error)
+    error = _fails(h, lines(rec(A, "a1"), sstate(A, 1), rec(A, "a2"), sstate(A, 2)), "transient_error")
     assert "'_a'" in error.message and "ProvisionedThroughputExceededException" in error.message
     assert h.ids == [1]
 
@@ -314,6 +313,6 @@ def test_invalid_line_fails_without_echoing_content_and_keeps_earlier_states() -
     """An invalid line stops the sync with its line number; what was accepted before is still checkpointed."""
     h = Harness(FakeKinesisClient(), buffer_size=1)
     error = _fails(h, lines(rec(A, "a1"), sstate(A, 1), b'{"type":"RECORD","record":{"stream":"a","data":'
-                                                        b'{"secret":"CONTENT-MARKER"'), FailureType.system_error)
+                                                        b'{"secret":"CONTENT-MARKER"'), "system_error")
     assert re.search(r"\bline 3\b", error.message) and "CONTENT-MARKER" not in error.message
     assert h.ids == [1]

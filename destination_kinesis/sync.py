@@ -1,0 +1,60 @@
+"""``write``: the streams made ready, then the records read from the input written, with every covered state
+echoed. This module and those it imports stay clear of airbyte-cdk, whose import alone costs about a second."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Iterable
+
+from destination_kinesis.batcher import Batcher
+from destination_kinesis.catalog import ConfiguredCatalog
+from destination_kinesis.checkpoint import Checkpoint
+from destination_kinesis.client import kinesis_client
+from destination_kinesis.config import KinesisConfig
+from destination_kinesis.naming import display_name, kinesis_stream_names
+from destination_kinesis.output import Output
+from destination_kinesis.putrecords import PutRecords
+from destination_kinesis.sender import Sender
+from destination_kinesis.streams import ensure_streams
+from destination_kinesis.writer import Route, Writer
+
+
+def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, output: Output) -> None:
+    """Write the records read from ``fd`` into Kinesis and emit covered states on ``output``."""
+    logger = logging.getLogger("airbyte")
+    started = time.monotonic()
+    keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
+    names = kinesis_stream_names(keys)
+    for key in keys:
+        logger.info("Stream '%s' → Kinesis stream '%s'.", display_name(key), names[key])
+    created = ensure_streams(kinesis_client(config), list(names.values()), config.shard_count)
+    in_flight = config.max_in_flight_requests
+    logger.info("Kinesis streams ready (%d created) in %.1f s; batches of up to %d records, up to %d requests in "
+                "flight.", len(created), time.monotonic() - started, config.buffer_size, in_flight)
+    checkpoint = Checkpoint(keys, output.write_line)
+    routes = {key: Route(key, names[key], checkpoint.lane(key)) for key in keys}
+    client = kinesis_client(config, data_path=True, max_connections=in_flight + 2)
+    sender = Sender(PutRecords(client), max_in_flight=in_flight)
+    writer = Writer(routes, Batcher(config.buffer_size), sender, checkpoint)
+    # The SDK's models are hundreds of thousands of objects that live as long as the process; the garbage
+    # collector would scan them all again and again as records come and go. Freezing them leaves it the records.
+    gc.freeze()
+    try:
+        writer.run(fd)
+    except BaseException:
+        # Counts are taken as records are read; after a failure only the emitted states vouch for what was written.
+        _log_summary(writer, routes.values(), checkpoint, started, "read (not all written) for")
+        raise
+    _log_summary(writer, routes.values(), checkpoint, started, "written to")
+
+
+def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint, started: float, verb: str) -> None:
+    logger = logging.getLogger("airbyte")
+    for route in routes:
+        logger.info("Stream '%s': %d records, %d bytes %s '%s'.", display_name(route.key), route.records,
+                    route.bytes, verb, route.kinesis_name)
+    logger.info("%d PutRecords calls, %d entries resent, %d throttled; %d states emitted; %.1f s.",
+                writer.totals.calls, writer.totals.resent_entries, writer.totals.throttled,
+                checkpoint.emitted, time.monotonic() - started)
