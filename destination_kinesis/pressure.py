@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 #: A throttled call halves the limit at most once per this many seconds: the calls in flight when throttling
@@ -27,16 +28,19 @@ class Pressure:
         self._clock = clock
         self._last_decrease = float("-inf")
         self.decreases = 0
+        #: Throttled calls so far per Kinesis stream, counted as they happen (batches still retrying included).
+        self.throttled_calls: Counter[str] = Counter()
 
     @property
     def limit(self) -> int:
         """Requests that may be in flight now."""
         return int(self._limit)
 
-    def throttled(self) -> None:
-        """A call was throttled (a whole-call error or throttled entries): halve the limit, at most once per
-        :data:`DECREASE_INTERVAL_SECONDS`."""
+    def throttled(self, stream_name: str) -> None:
+        """A call to ``stream_name`` was throttled (a whole-call error or throttled entries): halve the limit, at
+        most once per :data:`DECREASE_INTERVAL_SECONDS`."""
         with self._lock:
+            self.throttled_calls[stream_name] += 1
             now = self._clock()
             if now - self._last_decrease >= DECREASE_INTERVAL_SECONDS:
                 self._last_decrease = now

@@ -121,7 +121,7 @@ def _put_once(
         if aws_errors.error_code(exc) in aws_errors.THROTTLING_CODES:
             stats.throttled += 1
             if pressure is not None:
-                pressure.throttled()
+                pressure.throttled(stream_name)
         raise
     if len(results) != len(entries):
         raise system_error(
@@ -139,7 +139,7 @@ def _put_once(
     stats.throttled += throttled
     if pressure is not None:
         if throttled:
-            pressure.throttled()
+            pressure.throttled(stream_name)
         else:
             pressure.succeeded()
     return [entry for entry, _ in failed], codes, str(failed[-1][1].get("ErrorMessage") or "")

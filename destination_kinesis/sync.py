@@ -44,17 +44,16 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     try:
         writer.run(fd)
     except BaseException:
-        # Counts are taken as records are read; after a failure only the emitted states vouch for what was written.
-        _log_summary(writer, routes.values(), checkpoint, started, "read (not all written) for")
+        _log_summary(writer, routes.values(), checkpoint, started, succeeded=False)
         raise
-    _log_summary(writer, routes.values(), checkpoint, started, "written to")
+    _log_summary(writer, routes.values(), checkpoint, started, succeeded=True)
 
 
-def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint, started: float, verb: str) -> None:
+def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint, started: float,
+                 succeeded: bool) -> None:
     logger = logging.getLogger("airbyte")
     for route in routes:
-        logger.info("Stream '%s': %d records, %d bytes %s '%s'.", display_name(route.key), route.records,
-                    route.bytes, verb, route.kinesis_name)
-    logger.info("%d PutRecords calls, %d entries resent, %d throttled; %d states emitted; %.1f s.",
-                writer.totals.calls, writer.totals.resent_entries, writer.totals.throttled,
-                checkpoint.emitted, time.monotonic() - started)
+        logger.info("Stream '%s': %s records (%s bytes) read for '%s'.", display_name(route.key),
+                    f"{route.records:,}", f"{route.bytes:,}", route.kinesis_name)
+    writer.progress.log_summary(succeeded)
+    logger.info("%d states emitted; %.1f s.", checkpoint.emitted, time.monotonic() - started)

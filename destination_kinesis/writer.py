@@ -16,7 +16,6 @@ import os
 import select
 import time
 from binascii import b2a_base64
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import orjson
@@ -29,9 +28,10 @@ from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.lines import LineReader
 from destination_kinesis.messages import Record, parse_line
 from destination_kinesis.naming import StreamKey, display_name
+from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
-from destination_kinesis.sender import Sender, SendStats
+from destination_kinesis.sender import Sender
 
 logger = logging.getLogger("airbyte")
 
@@ -55,13 +55,15 @@ class Route:
 class Writer:
     """Runs one sync from an input file descriptor to the end, or to the first failure."""
 
-    def __init__(self, routes: dict[StreamKey, Route], batcher: Batcher, sender: Sender, checkpoint: Checkpoint):
+    def __init__(self, routes: dict[StreamKey, Route], batcher: Batcher, sender: Sender, checkpoint: Checkpoint,
+                 progress: Progress | None = None):
         self._routes = routes
         self._batcher = batcher
         self._sender = sender
         self._checkpoint = checkpoint
         self._ids: list[bytes] = []
-        self.totals = SendStats()
+        names = list(dict.fromkeys(route.kinesis_name for route in routes.values()))
+        self.progress = progress if progress is not None else Progress(names, time.monotonic())
 
     def run(self, fd: int) -> None:
         """Write every record read from ``fd`` and emit every state; return only when all of it is done.
@@ -89,7 +91,11 @@ class Writer:
         reader = LineReader()
         wake = self._sender.wake_fd
         while True:
-            timeout = self._batcher.seconds_to_next_linger(time.monotonic())
+            now = time.monotonic()
+            timeout = self.progress.seconds_to_next(now)
+            linger = self._batcher.seconds_to_next_linger(now)
+            if linger is not None:
+                timeout = min(timeout, linger)
             readable, _, _ = select.select([fd, wake], [], [], timeout)
             if wake in readable:
                 self._collect()
@@ -99,8 +105,10 @@ class Writer:
                 self._handle_lines(reader.feed(chunk) if chunk else reader.finish(), first_line_no)
                 if not chunk:
                     return
-            for batch in self._batcher.expired(time.monotonic()):
+            now = time.monotonic()
+            for batch in self._batcher.expired(now):
                 self._submit(batch)
+            self._log_progress(now)
 
     def _handle_lines(self, lines: list[bytes], line_no: int) -> None:
         """Handle consecutive input lines, the first being number ``line_no``.
@@ -184,8 +192,14 @@ class Writer:
         self._sender.submit(batch)
 
     def _wait_for_completion(self) -> None:
-        select.select([self._sender.wake_fd], [], [])
+        now = time.monotonic()
+        select.select([self._sender.wake_fd], [], [], self.progress.seconds_to_next(now))
         self._collect()
+        self._log_progress(time.monotonic())
+
+    def _log_progress(self, now: float) -> None:
+        sender = self._sender
+        self.progress.log_if_due(now, sender.in_flight, sender.limit, sender.pressure.throttled_calls)
 
     def _collect(self, raise_errors: bool = True) -> None:
         """Acknowledge every completed batch that succeeded; then raise the first failure, if any."""
@@ -193,15 +207,9 @@ class Writer:
         for batch, future in self._sender.completions():
             error = future.exception()
             if error is None:
-                self._add_stats(future)
+                self.progress.accepted(batch.stream_name, len(batch.entries), batch.size, future.result())
                 self._checkpoint.ack(batch.cells)
             elif failure is None:
                 failure = error
         if failure is not None and raise_errors:
             raise failure
-
-    def _add_stats(self, future: Future[SendStats]) -> None:
-        stats = future.result()
-        self.totals.calls += stats.calls
-        self.totals.resent_entries += stats.resent_entries
-        self.totals.throttled += stats.throttled
