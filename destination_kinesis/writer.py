@@ -36,6 +36,7 @@ class Route:
     key: StreamKey
     kinesis_name: str
     lane: Lane
+    max_record_bytes: int = MAX_RECORD_BYTES
     records: int = 0
     bytes: int = 0
 

@@ -43,7 +43,10 @@ NOT_RETRYABLE = [
     (client_error("KMSNotFoundException"), FailureType.config_error, ["KMS"]),
     (client_error("KMSInvalidStateException"), FailureType.config_error, ["KMS"]),
     (client_error("KMSOptInRequired"), FailureType.config_error, ["KMS"]),
-    (NoCredentialsError(), FailureType.config_error, ["accessKey"]),
+    (NoCredentialsError(), FailureType.config_error, ["accessKey", "default chain"]),
+    (client_error("AccessDenied", 403, operation="AssumeRole"), FailureType.config_error, ["denied", "permission"]),
+    (client_error("RegionDisabledException", 403, operation="AssumeRole"), FailureType.config_error,
+     ["AWS STS answered RegionDisabledException"]),
     (client_error("InvalidArgumentException"), FailureType.system_error, ["InvalidArgumentException", "HTTP 400"]),
     (client_error("ValidationException"), FailureType.system_error, ["ValidationException"]),
     (client_error("RequestEntityTooLarge", status=413), FailureType.system_error, ["HTTP 413"]),
@@ -103,5 +106,11 @@ def test_client_error_without_code_or_status_is_not_retryable() -> None:
 def test_endpoint_that_does_not_answer_is_described_with_what_to_check() -> None:
     """A read timeout says the endpoint did not answer and what to check, not a generic client failure."""
     text = aws_errors.describe(ReadTimeoutError(endpoint_url="https://kinesis.invalid"))
-    assert text.startswith("The Kinesis endpoint did not answer (")
+    assert text.startswith("The AWS endpoint did not answer (")
     assert "Check the endpoint, the region and the network." in text
+
+
+def test_unclassified_errors_name_the_service_that_answered() -> None:
+    """An STS error (assuming a role) is not blamed on Kinesis."""
+    assert aws_errors.describe(client_error("Odd", message="m", operation="AssumeRole")).startswith("AWS STS answered")
+    assert aws_errors.describe(client_error("Odd", message="m", operation="PutRecords")).startswith("Kinesis answered")
