@@ -147,3 +147,22 @@ def test_check_with_a_fixed_stream_name(kinesalite: Emulator, tmp_path: Path) ->
     kinesis_client(kinesalite.endpoint).create_stream(StreamName=fixed, ShardCount=1)
     exists = check_connection(config, tmp_path)
     assert exists.status == "SUCCEEDED", exists.message
+
+
+# ---------------------------------------------------------------- MaxRecordSizeInKiB (kinesis-local)
+
+
+def test_each_streams_record_size_is_read(kinesis_local: Emulator, tmp_path: Path) -> None:
+    """A stream created with MaxRecordSizeInKiB 2048 is reported as taking records of up to 2 MiB; one that does
+    not report the setting keeps the 1 MiB default (nothing logged). Both are written."""
+    large, plain = unique("large"), unique("plain")
+    client = kinesis_client(kinesis_local.endpoint)
+    client.create_stream(StreamName=kinesis_stream_name(None, large), ShardCount=1, MaxRecordSizeInKiB=2048)
+    client.create_stream(StreamName=kinesis_stream_name(None, plain), ShardCount=1)
+    messages = [*_records(large, 3), *_records(plain, 3, first=10), stream_state(1, large), stream_state(2, plain)]
+    stdin = to_lines(messages)
+    result = run_write(connector_config(kinesis_local.endpoint), [(None, large), (None, plain)], stdin, tmp_path)
+    assert_synced(kinesis_local.endpoint, stdin, result)
+    logs = "\n".join(m["log"]["message"] for m in result.messages if m["type"] == "LOG")
+    assert f"Kinesis stream '{kinesis_stream_name(None, large)}' takes records of up to 2097152 bytes." in logs
+    assert f"Kinesis stream '{kinesis_stream_name(None, plain)}' takes records" not in logs
