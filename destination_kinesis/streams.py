@@ -1,14 +1,18 @@
-"""The only place that manages Kinesis streams: create the missing ones and wait until every stream takes writes."""
+"""The only place that manages Kinesis streams: create the missing ones (when allowed), wait until every stream takes
+writes, and read what the sync needs to know of each (its largest record)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from destination_kinesis import aws_errors
+from destination_kinesis.config import KinesisConfig
 from destination_kinesis.errors import ConnectorError, config_error, transient_error
+from destination_kinesis.limits import MAX_RECORD_BYTES
 
 logger = logging.getLogger("airbyte")
 
@@ -16,45 +20,137 @@ DEFAULT_READY_TIMEOUT_SECONDS = 300.0
 _WRITABLE = ("ACTIVE", "UPDATING")
 _FIRST_POLL_SECONDS = 0.1
 _MAX_POLL_SECONDS = 2.0
+KIB = 1024
 
 
-def stream_status(client: Any, name: str) -> str | None:
-    """The stream's status (CREATING, ACTIVE, UPDATING, DELETING), or None when it does not exist."""
+@dataclass(frozen=True)
+class NewStreams:
+    """How the connector creates a Kinesis stream that does not exist."""
+
+    mode: Literal["provisioned", "on_demand"] = "provisioned"
+    shard_count: int = 5
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def problem(self, name: str) -> str | None:
+        """Why ``name`` cannot be created with these settings, or None."""
+        if self.mode == "provisioned" and self.shard_count < 1:
+            return (f"Kinesis stream '{name}' does not exist and cannot be created with shardCount "
+                    f"{self.shard_count}: set shardCount to 1 or more, or streamMode to on_demand.")
+        return None
+
+    def create(self, client: Any, name: str) -> None:
+        """Send CreateStream; a stream created meanwhile by someone else is fine. Other errors are raised."""
+        problem = self.problem(name)
+        if problem:
+            raise config_error(problem)
+        request: dict[str, Any] = {"StreamName": name}
+        if self.mode == "on_demand":
+            request["StreamModeDetails"] = {"StreamMode": "ON_DEMAND"}
+            how = "in on-demand mode"
+        else:
+            request["ShardCount"] = self.shard_count  # provisioned is CreateStream's default mode, as in 0.1.5
+            how = f"with {self.shard_count} shards"
+        if self.tags:
+            request["Tags"] = dict(self.tags)
+            how += f" and {len(self.tags)} tags"
+        try:
+            client.create_stream(**request)
+            logger.info("Creating Kinesis stream '%s' %s.", name, how)
+        except Exception as exc:
+            if aws_errors.error_code(exc) != "ResourceInUseException":
+                raise
+
+
+def new_streams(config: KinesisConfig) -> NewStreams | None:
+    """How to create missing streams under ``config``; None when ``createStreams`` is off."""
+    if not config.create_streams:
+        return None
+    return NewStreams(config.stream_mode, config.shard_count, config.tags)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the sync needs to know of a writable stream."""
+
+    created: bool
+    #: The stream's MaxRecordSizeInKiB in bytes (data plus partition key), 1 MiB when the endpoint does not say.
+    max_record_bytes: int
+
+
+def describe_summary(client: Any, name: str) -> dict[str, Any] | None:
+    """The stream's DescribeStreamSummary, or None when it does not exist."""
     try:
-        return str(client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"])
+        return dict(client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"])
     except Exception as exc:
         if aws_errors.error_code(exc) == "ResourceNotFoundException":
             return None
         raise
 
 
+def stream_status(client: Any, name: str) -> str | None:
+    """The stream's status (CREATING, ACTIVE, UPDATING, DELETING), or None when it does not exist."""
+    summary = describe_summary(client, name)
+    return None if summary is None else str(summary["StreamStatus"])
+
+
+def max_record_bytes(summary: Mapping[str, Any]) -> int:
+    """The largest record the stream takes: its MaxRecordSizeInKiB, else Kinesis's long-standing 1 MiB."""
+    kib = summary.get("MaxRecordSizeInKiB")
+    return kib * KIB if isinstance(kib, int) and kib > 0 else MAX_RECORD_BYTES
+
+
+def check_stream(client: Any, name: str, new: NewStreams | None) -> str | None:
+    """Why a sync could not write to ``name``, or None when it exists or can be created.
+
+    Creation is judged from the settings alone (Kinesis has no dry run, and check must not create streams): the
+    CreateStream permission is tried only by a sync. AWS errors are raised.
+    """
+    status = stream_status(client, name)
+    if status not in (None, "DELETING"):
+        return None
+    if new is None:
+        gone = "is being deleted" if status == "DELETING" else "does not exist"
+        return f"Kinesis stream '{name}' {gone} and createStreams is off: create it, or turn createStreams on."
+    return new.problem(name)
+
+
 def ensure_streams(
     client: Any,
     names: Sequence[str],
-    shard_count: int,
+    new: NewStreams | None,
     timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
-) -> list[str]:
-    """Create each missing stream with ``shard_count`` shards and wait until all of them are writable.
+) -> dict[str, StreamInfo]:
+    """Make every stream of ``names`` writable and describe it.
 
-    Streams being deleted are created again once they are gone; LimitExceeded (at most 5 streams may be CREATING at
-    once) and throttled describes are retried. Returns the names it created. Raises a config error when a stream
-    must be created and ``shard_count`` is below 1 or a call is refused, and a transient error when ``timeout``
-    seconds pass before every stream is writable.
+    Missing streams are created as ``new`` says; streams being deleted are created again once they are gone;
+    LimitExceeded (at most 5 streams may be CREATING at once) and throttled describes are retried. With ``new``
+    None (createStreams off) nothing is created: missing streams, and streams being deleted, raise one config error
+    naming every one of them, after one describe of each. Raises a config error when a stream cannot be created
+    or a call is refused, and a transient error when ``timeout`` seconds pass before every stream is writable.
     """
     deadline = time.monotonic() + timeout
     pending = list(dict.fromkeys(names))
-    created: list[str] = []
+    created: set[str] = set()
+    ready: dict[str, StreamInfo] = {}
     problems_logged: set[str] = set()
     poll = _FIRST_POLL_SECONDS
     while True:
         waiting = []
+        missing = []
         for name in pending:
             try:
-                status = stream_status(client, name)
-                if status is None:
-                    _create(client, name, shard_count)
-                    created.append(name)
+                summary = describe_summary(client, name)
+                status = None if summary is None else str(summary["StreamStatus"])
+                if summary is not None and status in _WRITABLE:
+                    ready[name] = StreamInfo(name in created, max_record_bytes(summary))
+                elif new is None:
+                    if status in (None, "DELETING"):
+                        missing.append(name)
+                        continue
+                elif status is None:
+                    new.create(client, name)
+                    created.add(name)
                     status = "CREATING"
             except ConnectorError:
                 raise
@@ -68,23 +164,15 @@ def ensure_streams(
                                    name, status, max(0.0, deadline - time.monotonic()))
             if status not in _WRITABLE:
                 waiting.append((name, status))
+        if missing:
+            listed = ", ".join(f"'{name}'" for name in missing)
+            raise config_error(f"createStreams is off and these Kinesis streams do not exist (or are being deleted): "
+                               f"{listed}. Create them, or turn createStreams on.")
         if not waiting:
-            return created
+            return {name: ready[name] for name in dict.fromkeys(names)}
         if time.monotonic() + poll > deadline:
             states = "; ".join(f"'{name}': {status}" for name, status in waiting)
             raise transient_error(f"Kinesis streams were not ready to write within {timeout:.0f} s. {states}")
         pending = [name for name, _ in waiting]
         sleep(poll)
         poll = min(poll * 2, _MAX_POLL_SECONDS)
-
-
-def _create(client: Any, name: str, shard_count: int) -> None:
-    if shard_count < 1:
-        raise config_error(f"Kinesis stream '{name}' does not exist and cannot be created with shardCount "
-                           f"{shard_count}: set shardCount to 1 or more.")
-    try:
-        client.create_stream(StreamName=name, ShardCount=shard_count)
-        logger.info("Creating Kinesis stream '%s' with %d shards.", name, shard_count)
-    except Exception as exc:
-        if aws_errors.error_code(exc) != "ResourceInUseException":  # created meanwhile by someone else: fine
-            raise

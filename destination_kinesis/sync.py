@@ -11,32 +11,46 @@ from collections.abc import Iterable
 from destination_kinesis.batcher import Batcher
 from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.checkpoint import Checkpoint
-from destination_kinesis.client import kinesis_client
+from destination_kinesis.client import aws_session, kinesis_client
 from destination_kinesis.config import KinesisConfig
-from destination_kinesis.naming import display_name, kinesis_stream_names
+from destination_kinesis.limits import MAX_RECORD_BYTES
+from destination_kinesis.naming import display_name, kinesis_stream_names, shared_streams
 from destination_kinesis.output import Output
 from destination_kinesis.putrecords import PutRecords
 from destination_kinesis.sender import Sender
-from destination_kinesis.streams import ensure_streams
+from destination_kinesis.streams import ensure_streams, new_streams
 from destination_kinesis.writer import Route, Writer
 
 
 def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, output: Output) -> None:
-    """Write the records read from ``fd`` into Kinesis and emit covered states on ``output``."""
+    """Write the records read from ``fd`` into Kinesis and emit covered states on ``output``.
+
+    The Kinesis streams are made ready (or, with createStreams off, found missing) before any input is read.
+    """
     logger = logging.getLogger("airbyte")
     started = time.monotonic()
+    session = aws_session(config)
+    logger.info("Writing to Kinesis in region '%s' at %s.", session.region, config.endpoint or "the AWS endpoint")
     keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
-    names = kinesis_stream_names(keys)
+    names = kinesis_stream_names(keys, config.name_template)
     for key in keys:
         logger.info("Stream '%s' → Kinesis stream '%s'.", display_name(key), names[key])
-    created = ensure_streams(kinesis_client(config), list(names.values()), config.shard_count)
+    for name, members in shared_streams(names).items():
+        logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s.", name, len(members),
+                    ", ".join(f"'{display_name(key)}'" for key in members))
+    streams = ensure_streams(kinesis_client(session), list(dict.fromkeys(names.values())), new_streams(config))
+    for name, info in streams.items():
+        if info.max_record_bytes != MAX_RECORD_BYTES:
+            logger.info("Kinesis stream '%s' takes records of up to %d bytes.", name, info.max_record_bytes)
     in_flight = config.max_in_flight_requests
     logger.info("Kinesis streams ready (%d created) in %.1f s; batches of up to %d records, up to %d requests in "
-                "flight.", len(created), time.monotonic() - started, config.buffer_size, in_flight)
+                "flight, retries for up to %d s.", sum(info.created for info in streams.values()),
+                time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
     checkpoint = Checkpoint(keys, output.write_line)
-    routes = {key: Route(key, names[key], checkpoint.lane(key)) for key in keys}
-    client = kinesis_client(config, data_path=True, max_connections=in_flight + 2)
-    sender = Sender(PutRecords(client), max_in_flight=in_flight)
+    routes = {key: Route(key, names[key], checkpoint.lane(key), max_record_bytes=streams[names[key]].max_record_bytes)
+              for key in keys}
+    client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
+    sender = Sender(PutRecords(client), max_in_flight=in_flight, retry_seconds=config.retry_timeout_seconds)
     writer = Writer(routes, Batcher(config.buffer_size), sender, checkpoint)
     # The SDK's models are hundreds of thousands of objects that live as long as the process; the garbage
     # collector would scan them all again and again as records come and go. Freezing them leaves it the records.

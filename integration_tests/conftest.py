@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +20,15 @@ from typing import Any
 
 import pytest
 
-from .kinesis_emulator import Emulator, EmulatorError, read_stream, start_kinesalite
+from .kinesis_emulator import (
+    Emulator,
+    EmulatorError,
+    read_stream,
+    reset_moto,
+    start_kinesalite,
+    start_kinesis_local,
+    start_moto,
+)
 
 CONNECTOR = Path(sys.executable).parent / "destination-kinesis"
 REGION = "us-east-1"
@@ -35,19 +44,52 @@ StreamKey = tuple[str | None, str]  # (namespace, name)
 # ---------------------------------------------------------------- emulator
 
 
-@pytest.fixture(scope="session")
-def kinesalite() -> Iterator[Emulator]:
-    """One kinesalite for the whole session; tests use distinct stream names, so they never see each other's data."""
+def _started(start: Callable[[], Emulator]) -> Iterator[Emulator]:
     try:
-        emulator = start_kinesalite()
+        emulator = start()
     except EmulatorError as error:
-        failure = f"cannot start the Kinesis emulator: {error}"
+        failure = f"cannot start the emulator: {error}"
     else:
         failure = ""
     if failure:  # outside the except block, so the report shows only the message
         pytest.fail(failure, pytrace=False)
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesalite() -> Iterator[Emulator]:
+    """One kinesalite for the whole session; tests use distinct stream names, so they never see each other's data."""
+    yield from _started(start_kinesalite)
+
+
+@pytest.fixture(scope="session")
+def kinesis_local() -> Iterator[Emulator]:
+    """One kinesis-local (ON_DEMAND, tags) for the session, started only by the tests that need it."""
+    yield from _started(start_kinesis_local)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Emulator]:
+    """One moto server (STS, IAM) for the session; use the ``moto`` fixture, which resets it for each test."""
+    yield from _started(start_moto)
+
+
+@pytest.fixture
+def moto(moto_server: Emulator) -> Emulator:
+    """The moto server, emptied and not checking credentials, for one test."""
+    reset_moto(moto_server)
+    return moto_server
+
+
+def aws_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    """This process's environment without AWS settings (no variables, no config or credentials files, no instance
+    metadata), plus ``variables``: what the connector sees is only what a test gives it."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update({"AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+                "AWS_EC2_METADATA_DISABLED": "true", **variables})
+    return env
 
 
 def unique(prefix: str) -> str:
@@ -144,12 +186,13 @@ def catalog(streams: Iterable[StreamKey | dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_connector(
-    args: list[str], stdin_bytes: bytes = b"", timeout: float = DEFAULT_TIMEOUT_S
+    args: list[str], stdin_bytes: bytes = b"", timeout: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the installed ``destination-kinesis`` console script and wait for it (killing it after ``timeout``)."""
+    """Run the installed ``destination-kinesis`` console script and wait for it (killing it after ``timeout``); in
+    ``env`` when given, else in this process's environment."""
     if not CONNECTOR.exists():
         pytest.fail(f"{CONNECTOR} is missing: install the connector with `pip install -e .`", pytrace=False)
-    return subprocess.run([str(CONNECTOR), *args], input=stdin_bytes, capture_output=True, timeout=timeout)
+    return subprocess.run([str(CONNECTOR), *args], input=stdin_bytes, capture_output=True, timeout=timeout, env=env)
 
 
 def parse_messages(stdout: bytes) -> list[Message]:
@@ -191,6 +234,36 @@ class SyncResult:
         return f"exit code {self.process.returncode}; traces {error_traces(self.messages)}; stderr tail:\n{stderr}"
 
 
+def run_write(config: dict[str, Any], streams: Iterable[StreamKey | dict[str, Any]], stdin_bytes: bytes,
+              tmp_path: Path, timeout: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None) -> SyncResult:
+    """Run ``write`` with ``config`` and a catalog of ``streams`` (files in ``tmp_path``), ``stdin_bytes`` as input."""
+    config_path = write_json(tmp_path / "config.json", config)
+    catalog_path = write_json(tmp_path / "catalog.json", catalog(streams))
+    args = ["write", "--config", str(config_path), "--catalog", str(catalog_path)]
+    process = run_connector(args, stdin_bytes, timeout, env)
+    return SyncResult(process, parse_messages(process.stdout))
+
+
+@dataclass
+class CheckStatus:
+    status: str  # SUCCEEDED or FAILED
+    message: str
+    process: subprocess.CompletedProcess[bytes]
+
+    @property
+    def output(self) -> bytes:
+        return self.process.stdout + self.process.stderr
+
+
+def check_connection(config: dict[str, Any], tmp_path: Path, env: dict[str, str] | None = None) -> CheckStatus:
+    """Run ``check`` with ``config``: its one CONNECTION_STATUS (a check that ends otherwise fails the test)."""
+    process = run_connector(["check", "--config", str(write_json(tmp_path / "check-config.json", config))], env=env)
+    statuses = of_type(parse_messages(process.stdout), "CONNECTION_STATUS")
+    assert len(statuses) == 1, f"exit {process.returncode}: {process.stdout[-2000:]!r} {process.stderr[-2000:]!r}"
+    status = statuses[0]["connectionStatus"]
+    return CheckStatus(status["status"], status.get("message") or "", process)
+
+
 @pytest.fixture
 def sync(kinesalite: Emulator, tmp_path: Path) -> Callable[..., SyncResult]:
     """Run ``write`` against the emulator: ``sync(streams, stdin_bytes, timeout=..., **config_overrides)``."""
@@ -201,11 +274,8 @@ def sync(kinesalite: Emulator, tmp_path: Path) -> Callable[..., SyncResult]:
         timeout: float = DEFAULT_TIMEOUT_S,
         **config_overrides: Any,
     ) -> SyncResult:
-        config = write_json(tmp_path / "config.json", connector_config(kinesalite.endpoint, **config_overrides))
-        catalog_path = write_json(tmp_path / "catalog.json", catalog(streams))
-        args = ["write", "--config", str(config), "--catalog", str(catalog_path)]
-        process = run_connector(args, stdin_bytes, timeout)
-        return SyncResult(process, parse_messages(process.stdout))
+        return run_write(connector_config(kinesalite.endpoint, **config_overrides), streams, stdin_bytes, tmp_path,
+                         timeout)
 
     return run
 

@@ -1,9 +1,15 @@
-"""A local Kinesis (kinesalite) for tests, quickstarts and benchmarks, and a reader that drains a stream.
+"""Local AWS endpoints for tests, quickstarts and benchmarks, and a reader that drains a stream.
 
 Plain library code: no pytest here, so scripts can import it too.
 
-kinesalite is installed from ``integration_tests/emulator/package.json`` with
-``npm ci --prefix integration_tests/emulator``; it keeps its data in memory and needs no Docker.
+- kinesalite: the faithful Kinesis emulator, for everything by default.
+- kinesis-local (kinesis-mock): ON_DEMAND streams and tags; slow as a shard fills, so for small tests only.
+- moto server: STS and IAM (assume role, credentials checked against IAM policies); its Kinesis loses records when
+  several requests write to one shard, so it serves only single-writer tests.
+
+The npm emulators are installed from ``integration_tests/emulator/package.json`` with
+``npm ci --prefix integration_tests/emulator``; moto comes with the test extras. All keep their data in memory and
+need no Docker.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +48,12 @@ class EmulatorError(RuntimeError):
     """The emulator is not installed, did not start, or a stream could not be read."""
 
 
-def kinesis_client(endpoint: str, **config: Any) -> Any:
+def kinesis_client(endpoint: str, region: str = REGION, **config: Any) -> Any:
     """A boto3 Kinesis client for ``endpoint`` with dummy credentials (the emulator accepts any)."""
     return boto3.client(
         "kinesis",
         endpoint_url=endpoint,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=DUMMY_KEY,
         aws_secret_access_key=DUMMY_KEY,
         config=Config(**config) if config else None,
@@ -61,7 +69,7 @@ def free_port() -> int:
 
 @dataclass
 class Emulator:
-    """A running kinesalite process; ``stop()`` (or leaving the ``with`` block) ends it by PID."""
+    """A running emulator process; ``stop()`` (or leaving the ``with`` block) ends it by PID."""
 
     endpoint: str
     process: subprocess.Popen[bytes]
@@ -110,21 +118,79 @@ def start_kinesalite(create_stream_ms: int = 50, shard_limit: int = SHARD_LIMIT)
     options = f"{{createStreamMs: {int(create_stream_ms)}, shardLimit: {int(shard_limit)}}}"
     script = f"require('kinesalite')({options}).listen({port}, '127.0.0.1')"
     env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
-    log_fd, log_name = tempfile.mkstemp(prefix="kinesalite-", suffix=".log")
+    return _start("kinesalite", [node, "-e", script], env, f"http://127.0.0.1:{port}")
+
+
+def start_kinesis_local(create_stream_ms: int = 50) -> Emulator:
+    """Start kinesis-local (kinesis-mock) on a free port of 127.0.0.1 and return once it answers ListStreams.
+
+    ``create_stream_ms`` is how long a new stream stays CREATING. kinesis-mock has no host setting and listens on
+    every interface; the tests talk to it on 127.0.0.1 only. Its TLS port, which nothing uses, gets a free port
+    too. Raises EmulatorError as :func:`start_kinesalite` does.
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise EmulatorError("node is not on PATH; install Node.js 20 to run kinesis-local")
+    package = NODE_MODULES / "kinesis-local"
+    if not package.is_dir():
+        raise EmulatorError(f"kinesis-local is not installed in {NODE_MODULES}; run `{INSTALL_HINT}` first")
+    port = free_port()
+    tls_port = next(other for other in iter(free_port, None) if other != port)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update({
+        "KINESIS_MOCK_PLAIN_PORT": str(port),
+        "KINESIS_MOCK_TLS_PORT": str(tls_port),
+        "KINESIS_MOCK_CERT_PATH": str(package / "server.json"),
+        "CREATE_STREAM_DURATION": f"{int(create_stream_ms)}ms",
+        "LOG_LEVEL": "WARN",
+        "AWS_REGION": REGION,
+    })
+    return _start("kinesis-local", [node, str(package / "main.js")], env, f"http://127.0.0.1:{port}")
+
+
+def start_moto() -> Emulator:
+    """Start a moto server on a free port of 127.0.0.1 and return once it answers.
+
+    It serves STS, IAM and Kinesis; see :func:`enforce_iam` for checking credentials.
+    Use its Kinesis with one writer per shard only.
+    """
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return _start("moto", argv, env, f"http://127.0.0.1:{port}")
+
+
+def enforce_iam(moto: Emulator, enforced: bool = True) -> None:
+    """Make the moto server check every request's credentials and IAM policies from now on (or stop checking)."""
+    request = urllib.request.Request(f"{moto.endpoint}/moto-api/reset-auth", data=b"0" if enforced else b"inf",
+                                     method="POST", headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def reset_moto(moto: Emulator) -> None:
+    """Forget every resource and stop checking credentials: a moto server as good as new."""
+    enforce_iam(moto, enforced=False)
+    request = urllib.request.Request(f"{moto.endpoint}/moto-api/reset", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def _start(what: str, argv: list[str], env: dict[str, str], endpoint: str) -> Emulator:
+    """Run ``argv`` with its output in a temporary log; return once ``endpoint`` answers, else stop it and raise."""
+    log_fd, log_name = tempfile.mkstemp(prefix=f"{what}-", suffix=".log")
     with os.fdopen(log_fd, "wb") as log:
-        process = subprocess.Popen(
-            [node, "-e", script], cwd=EMULATOR_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    emulator = Emulator(endpoint=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_name))
+        process = subprocess.Popen(argv, cwd=EMULATOR_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    emulator = Emulator(endpoint=endpoint, process=process, log_path=Path(log_name))
     try:
-        _wait_until_ready(emulator)
+        _wait_until_ready(emulator, what)
     except BaseException:
         emulator.stop()
         raise
     return emulator
 
 
-def _wait_until_ready(emulator: Emulator) -> None:
+def _wait_until_ready(emulator: Emulator, what: str) -> None:
     client = kinesis_client(
         emulator.endpoint, connect_timeout=1, read_timeout=2, retries={"max_attempts": 1, "mode": "standard"}
     )
@@ -133,14 +199,14 @@ def _wait_until_ready(emulator: Emulator) -> None:
     while time.monotonic() < deadline:
         if emulator.process.poll() is not None:
             output = emulator.log_path.read_text(errors="replace")[-2000:]
-            raise EmulatorError(f"kinesalite exited with code {emulator.process.returncode}: {output}")
+            raise EmulatorError(f"{what} exited with code {emulator.process.returncode}: {output}")
         try:
             client.list_streams(Limit=1)
             return
         except Exception as error:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = error
             time.sleep(0.1)
-    raise EmulatorError(f"kinesalite did not answer on {emulator.endpoint} in {STARTUP_TIMEOUT_S:.0f} s: {last_error}")
+    raise EmulatorError(f"{what} did not answer on {emulator.endpoint} in {STARTUP_TIMEOUT_S:.0f} s: {last_error}")
 
 
 def list_shard_ids(client: Any, stream_name: str) -> list[str]:
@@ -155,14 +221,15 @@ def list_shard_ids(client: Any, stream_name: str) -> list[str]:
         page = client.list_shards(NextToken=token)
 
 
-def read_stream(endpoint: str, stream_name: str, timeout_s: float = MAX_READ_S) -> list[dict[str, Any]]:
-    """Read every record of every shard of ``stream_name`` from the oldest one on.
+def read_stream(endpoint: str, stream_name: str, timeout_s: float = MAX_READ_S,
+                region: str = REGION) -> list[dict[str, Any]]:
+    """Read every record of every shard of ``stream_name`` (in ``region``) from the oldest one on.
 
     Returns dicts with ``data`` (bytes), ``partition_key``, ``shard_id`` and ``sequence_number``, shard by shard
     in sequence order. A shard is done when a page is empty and the consumer is not behind (MillisBehindLatest 0)
     or the shard is closed. Raises EmulatorError if reading takes longer than ``timeout_s``.
     """
-    client = kinesis_client(endpoint)
+    client = kinesis_client(endpoint, region)
     deadline = time.monotonic() + timeout_s
     records: list[dict[str, Any]] = []
     for shard_id in list_shard_ids(client, stream_name):

@@ -42,7 +42,10 @@ NOT_RETRYABLE = [
     (client_error("KMSNotFoundException"), "config_error", ["KMS"]),
     (client_error("KMSInvalidStateException"), "config_error", ["KMS"]),
     (client_error("KMSOptInRequired"), "config_error", ["KMS"]),
-    (NoCredentialsError(), "config_error", ["accessKey"]),
+    (NoCredentialsError(), "config_error", ["accessKey", "default chain"]),
+    (client_error("AccessDenied", 403, operation="AssumeRole"), "config_error", ["denied", "permission"]),
+    (client_error("RegionDisabledException", 403, operation="AssumeRole"), "config_error",
+     ["AWS STS answered RegionDisabledException"]),
     (client_error("InvalidArgumentException"), "system_error", ["InvalidArgumentException", "HTTP 400"]),
     (client_error("ValidationException"), "system_error", ["ValidationException"]),
     (client_error("RequestEntityTooLarge", status=413), "system_error", ["HTTP 413"]),
@@ -102,5 +105,11 @@ def test_client_error_without_code_or_status_is_not_retryable() -> None:
 def test_endpoint_that_does_not_answer_is_described_with_what_to_check() -> None:
     """A read timeout says the endpoint did not answer and what to check, not a generic client failure."""
     text = aws_errors.describe(ReadTimeoutError(endpoint_url="https://kinesis.invalid"))
-    assert text.startswith("The Kinesis endpoint did not answer (")
+    assert text.startswith("The AWS endpoint did not answer (")
     assert "Check the endpoint, the region and the network." in text
+
+
+def test_unclassified_errors_name_the_service_that_answered() -> None:
+    """An STS error (assuming a role) is not blamed on Kinesis."""
+    assert aws_errors.describe(client_error("Odd", message="m", operation="AssumeRole")).startswith("AWS STS answered")
+    assert aws_errors.describe(client_error("Odd", message="m", operation="PutRecords")).startswith("Kinesis answered")

@@ -8,8 +8,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import SecretStr
 
-from destination_kinesis.config import DEFAULT_REGION, KinesisConfig, parse_config
+from destination_kinesis.config import (
+    DEFAULT_RETRY_TIMEOUT_SECONDS,
+    ROLE_ARN_PATTERN,
+    ROLE_SESSION_NAME_PATTERN,
+    KinesisConfig,
+    parse_config,
+)
 from destination_kinesis.errors import ConnectorError
 from unit_tests.conftest import REPO_ROOT, RESOURCES
 
@@ -38,20 +45,30 @@ def _config_error(raw: dict[str, Any]) -> ConnectorError:
 
 
 def test_defaults_when_optional_fields_are_missing() -> None:
-    """Only the keys are required: shardCount 5, bufferSize 100, region us-east-1 and no endpoint by default."""
+    """Nothing is required: shardCount 5, bufferSize 100, no region (the chain's, see client), no endpoint, the
+    default credential chain, no role, provisioned streams created when missing, 0.1.5's names, no tags, and
+    batches retried for 300 s."""
+    config = parse_config({})
+    assert (config.shard_count, config.buffer_size, config.region, config.endpoint) == (5, 100, None, None)
+    assert (config.access_key, config.private_key) == (None, None)
+    assert (config.role_arn, config.external_id, config.role_session_name) == (None, None, "destination-kinesis")
+    assert (config.stream_mode, config.create_streams) == ("provisioned", True)
+    assert config.stream_name_template == "{namespace}_{stream}" and config.name_template.fixed_name is None
+    assert config.tags == {}
+    assert config.retry_timeout_seconds == DEFAULT_RETRY_TIMEOUT_SECONDS == 300
+
+
+def test_keys_are_kept_as_given() -> None:
+    """Static keys are used as they are."""
     config = parse_config(CREDENTIALS)
-    assert config.shard_count == 5
-    assert config.buffer_size == 100
-    assert config.region == DEFAULT_REGION == "us-east-1"
-    assert config.endpoint is None
-    assert config.access_key.get_secret_value() == ACCESS_KEY
-    assert config.private_key.get_secret_value() == SECRET_KEY
+    assert config.access_key is not None and config.access_key.get_secret_value() == ACCESS_KEY
+    assert config.private_key is not None and config.private_key.get_secret_value() == SECRET_KEY
 
 
 @pytest.mark.parametrize("region", ["", "   ", None])
-def test_empty_region_means_us_east_1(region: str | None) -> None:
-    """An empty (or blank, or null) region is read as "not set"."""
-    assert parse_config({**CREDENTIALS, "region": region}).region == "us-east-1"
+def test_empty_region_means_not_set(region: str | None) -> None:
+    """An empty (or blank, or null) region is read as "not set" (the client then takes the chain's or us-east-1)."""
+    assert parse_config({**CREDENTIALS, "region": region}).region is None
 
 
 def test_region_is_trimmed() -> None:
@@ -91,20 +108,18 @@ def test_bad_buffer_size_is_a_config_error_naming_the_field_and_no_secret(buffer
     assert "bufferSize" in error.message
 
 
-@pytest.mark.parametrize("missing", ["accessKey", "privateKey"])
-def test_missing_key_is_a_config_error_naming_it(missing: str) -> None:
-    """A missing access key or private key is named in the config_error."""
-    raw = dict(CREDENTIALS)
-    del raw[missing]
-    error = _config_error(raw)
-    assert missing in error.message
-    assert ACCESS_KEY not in error.message and SECRET_KEY not in error.message
+@pytest.mark.parametrize("keys", [{}, {"accessKey": "", "privateKey": ""}, {"accessKey": None, "privateKey": None}])
+def test_without_keys_the_default_chain_is_used(keys: dict[str, Any]) -> None:
+    """Absent, empty or null keys are "not set": the AWS default chain provides credentials (boto3 read empty keys
+    that way under 0.1.5's config too)."""
+    config = parse_config(keys)
+    assert config.access_key is None and config.private_key is None
 
 
 def test_every_problem_is_named() -> None:
     """Several bad fields are all reported in one message."""
-    error = _config_error({"privateKey": SECRET_KEY, "bufferSize": 0, "shardCount": "many"})
-    assert all(field in error.message for field in ("accessKey", "bufferSize", "shardCount"))
+    error = _config_error({"privateKey": SECRET_KEY, "bufferSize": 0, "shardCount": "many", "streamMode": "fast"})
+    assert all(field in error.message for field in ("streamMode", "bufferSize", "shardCount"))
     assert SECRET_KEY not in error.message
 
 
@@ -114,6 +129,75 @@ def test_config_is_frozen() -> None:
     with pytest.raises(Exception):  # noqa: B017 (pydantic's ValidationError for frozen instances)
         config.buffer_size = 7  # type: ignore[misc]
     assert config.buffer_size == 100
+
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/path/airbyte-writer"
+EXTERNAL_ID = "ext-id-secret-4711"
+
+
+def test_assume_role_settings() -> None:
+    """roleArn, externalId (a secret) and roleSessionName are read as given; blank ones are "not set"."""
+    config = parse_config({"roleArn": f" {ROLE_ARN} ", "externalId": EXTERNAL_ID, "roleSessionName": "nightly.sync"})
+    assert config.role_arn == ROLE_ARN and config.role_session_name == "nightly.sync"
+    assert config.external_id is not None and config.external_id.get_secret_value() == EXTERNAL_ID
+    assert EXTERNAL_ID not in repr(config)
+    blank = parse_config({"roleArn": "", "externalId": "", "roleSessionName": " "})
+    assert (blank.role_arn, blank.external_id, blank.role_session_name) == (None, None, "destination-kinesis")
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"roleArn": "arn:aws:iam::123:role/short-account"}, "roleArn"),
+    ({"roleArn": "arn:aws:iam::123456789012:user/not-a-role"}, "roleArn"),
+    ({"roleArn": ROLE_ARN, "roleSessionName": "x"}, "roleSessionName"),
+    ({"roleArn": ROLE_ARN, "roleSessionName": "has space"}, "roleSessionName"),
+    ({"roleArn": ROLE_ARN, "externalId": "x"}, "externalId"),
+    ({"roleArn": ROLE_ARN, "externalId": "x" * 1225}, "externalId"),
+    ({"externalId": EXTERNAL_ID}, "roleArn"),
+])
+def test_bad_role_settings_are_named(raw: dict[str, Any], field: str) -> None:
+    """A malformed role ARN or session name, an external ID of the wrong length, or an external ID without a role
+    fails naming the field, never the external ID's value."""
+    error = _config_error(raw)
+    assert field in error.message
+    assert EXTERNAL_ID not in error.message and "x" * 20 not in error.message
+
+
+def test_stream_options() -> None:
+    """streamMode, createStreams, streamNameTemplate, streamTags and retryTimeoutSeconds are read as given."""
+    config = parse_config({"streamMode": "on_demand", "createStreams": False, "streamNameTemplate": " prod.{stream} ",
+                           "streamTags": [{"key": "team", "value": "data"}, {"key": "cost-center"}],
+                           "retryTimeoutSeconds": 45.0})
+    assert (config.stream_mode, config.create_streams) == ("on_demand", False)
+    assert config.stream_name_template == "prod.{stream}"
+    assert config.name_template.reduced(("x", "a b")) == "prod.a_b"
+    assert config.tags == {"team": "data", "cost-center": ""}
+    assert config.retry_timeout_seconds == 45 and isinstance(config.retry_timeout_seconds, int)
+    assert parse_config({"streamNameTemplate": ""}).stream_name_template == "{namespace}_{stream}"
+
+
+@pytest.mark.parametrize(("raw", "field", "words"), [
+    ({"streamMode": "ON-DEMAND"}, "streamMode", ["on_demand"]),
+    ({"createStreams": "maybe"}, "createStreams", []),
+    ({"streamNameTemplate": "{table}"}, "streamNameTemplate", ["{table}"]),
+    ({"streamNameTemplate": "a/b"}, "streamNameTemplate", ["'/'"]),
+    ({"streamTags": [{"key": ""}]}, "streamTags.0.key", []),
+    ({"streamTags": [{"key": "k" * 129}]}, "streamTags.0.key", []),
+    ({"streamTags": [{"key": "k", "value": "v" * 257}]}, "streamTags.0.value", []),
+    ({"streamTags": [{"key": "k", "value": "<script>"}]}, "streamTags.0.value", []),
+    ({"streamTags": [{"key": "aws:created-by"}]}, "streamTags.0.key", ["reserved"]),
+    ({"streamTags": [{"key": "a"}, {"key": "b"}, {"key": "a"}]}, "streamTags", ["repeated: a"]),
+    ({"streamTags": [{"key": f"k{i}"} for i in range(51)]}, "streamTags", ["50"]),
+    ({"streamTags": [{"key": "k", "colour": "red"}]}, "streamTags.0.colour", []),
+    ({"retryTimeoutSeconds": 0}, "retryTimeoutSeconds", ["1"]),
+    ({"retryTimeoutSeconds": 1.5}, "retryTimeoutSeconds", []),
+])
+def test_bad_stream_options_are_named(raw: dict[str, Any], field: str, words: list[str]) -> None:
+    """Each bad value fails parsing with the field's path and what is wrong."""
+    error = _config_error(raw)
+    assert f"{field}:" in error.message, error.message
+    assert "Value error," not in error.message
+    for word in words:
+        assert word in error.message, (word, error.message)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -133,11 +217,20 @@ def test_spec_properties_are_exactly_the_config_fields() -> None:
 
 
 def test_spec_defaults_and_bounds_match_the_model() -> None:
-    """The defaults and bufferSize bounds the UI shows are those the parser applies."""
+    """The defaults, bounds, choices and patterns the UI shows are those the parser applies."""
     props = OUR_SPEC["properties"]
     parsed = parse_config(CREDENTIALS)
-    assert props["shardCount"]["default"] == parsed.shard_count
-    assert props["bufferSize"]["default"] == parsed.buffer_size
+    for field_name, field in KinesisConfig.model_fields.items():
+        if "default" in props[field.alias or field_name]:
+            assert props[field.alias or field_name]["default"] == getattr(parsed, field_name), field_name
+    assert props["streamMode"]["enum"] == ["provisioned", "on_demand"]
+    assert props["roleArn"]["pattern"] == ROLE_ARN_PATTERN
+    assert props["roleSessionName"]["pattern"] == ROLE_SESSION_NAME_PATTERN
+    assert props["externalId"].get("airbyte_secret") is True
+    parse_config({"retryTimeoutSeconds": props["retryTimeoutSeconds"]["minimum"]})
+    _config_error({"retryTimeoutSeconds": props["retryTimeoutSeconds"]["minimum"] - 1})
+    parse_config({"streamTags": [{"key": str(i)} for i in range(props["streamTags"]["maxItems"])]})
+    _config_error({"streamTags": [{"key": str(i)} for i in range(props["streamTags"]["maxItems"] + 1)]})
     parse_config({**CREDENTIALS, "bufferSize": props["bufferSize"]["minimum"]})
     parse_config({**CREDENTIALS, "bufferSize": props["bufferSize"]["maximum"]})
     _config_error({**CREDENTIALS, "bufferSize": props["bufferSize"]["minimum"] - 1})
@@ -145,12 +238,10 @@ def test_spec_defaults_and_bounds_match_the_model() -> None:
 
 
 def test_spec_keeps_the_java_spec_shape() -> None:
-    """Every 0.1.5 property with its type and secrecy, the same required list, and new properties only optional
-    ones with a default, so saved configs and UIs keep working."""
+    """0.1.5's properties with their types and secrets, nothing required that 0.1.5 did not require, and only
+    optional properties added, so saved configs and UIs keep working."""
     assert set(JAVA_SPEC["properties"]) <= set(OUR_SPEC["properties"])
-    assert OUR_SPEC["required"] == JAVA_SPEC["required"]
-    for name in set(OUR_SPEC["properties"]) - set(JAVA_SPEC["properties"]):
-        assert "default" in OUR_SPEC["properties"][name], name
+    assert set(OUR_SPEC["required"]) <= set(JAVA_SPEC["required"])
     assert OUR_SPEC.get("additionalProperties", True) is True
     for name, java_prop in JAVA_SPEC["properties"].items():
         ours = OUR_SPEC["properties"][name]
@@ -163,6 +254,11 @@ def test_spec_keeps_the_java_spec_shape() -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 ABSENT = object()
+NEW_FIELDS = {"role_arn", "external_id", "role_session_name", "stream_mode", "create_streams", "stream_name_template",
+              "stream_tags", "retry_timeout_seconds"}
+NEW_DEFAULTS = {"role_arn": None, "external_id": None, "role_session_name": "destination-kinesis",
+                "stream_mode": "provisioned", "create_streams": True, "stream_name_template": "{namespace}_{stream}",
+                "stream_tags": (), "retry_timeout_seconds": 300}
 _ENDPOINTS = [ABSENT, "", " ", "localhost:4567", "http://localhost:4567"]
 _REGIONS = [ABSENT, "", "us-east-1", " eu-west-1 "]
 _SHARD_COUNTS = [ABSENT, 0, -1, -(2**31), 1, 5, 5.0, 2**31 - 1, 10**12, "5"]
@@ -199,10 +295,11 @@ def test_every_java_0_1_5_config_is_valid_under_our_spec_and_parses() -> None:
         config = parse_config(raw)
         assert config.shard_count == raw["shardCount"] and isinstance(config.shard_count, int)
         assert config.buffer_size == raw["bufferSize"] and isinstance(config.buffer_size, int)
-        assert config.access_key.get_secret_value() == raw["accessKey"]
-        assert config.private_key.get_secret_value() == raw["privateKey"]
-        region = raw.get("region", "").strip()
-        assert config.region == (region or "us-east-1")
+        # Empty keys were "no static keys" for boto3 already; they still are.
+        assert config.access_key == (SecretStr(raw["accessKey"]) if raw.get("accessKey") else None)
+        assert config.private_key == (SecretStr(raw["privateKey"]) if raw.get("privateKey") else None)
+        assert config.region == (raw.get("region", "").strip() or None)  # None: the chain's region, else us-east-1
+        assert config.model_dump(include=NEW_FIELDS) == NEW_DEFAULTS  # the added options keep 0.1.5's behaviour
         endpoint = raw.get("endpoint", "").strip()
         assert config.endpoint == (None if not endpoint else endpoint if "://" in endpoint else f"https://{endpoint}")
     assert java_valid >= 1000  # the generator really produced many valid configs (not a vacuous pass)

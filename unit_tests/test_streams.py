@@ -1,4 +1,5 @@
-"""streams: create the missing Kinesis streams and wait until every stream takes writes, within bounds."""
+"""streams: create the missing Kinesis streams (as configured, or not at all) and wait until every stream takes
+writes, within bounds; read each stream's largest record."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from destination_kinesis import streams
+from destination_kinesis.config import parse_config
 from destination_kinesis.errors import ConnectorError
-from destination_kinesis.streams import ensure_streams, stream_status
+from destination_kinesis.limits import MAX_RECORD_BYTES
+from destination_kinesis.streams import NewStreams, StreamInfo, check_stream, ensure_streams, new_streams, stream_status
 from unit_tests.conftest import FakeClock, client_error
 
-Outcome = str | None | BaseException
-"""A DescribeStreamSummary outcome: a status, None for "does not exist", or an error to raise."""
+Outcome = str | None | BaseException | dict
+"""A DescribeStreamSummary outcome: a status, a whole summary, None for "does not exist", or an error to raise."""
 
 
 class FakeAdminClient:
@@ -30,7 +33,7 @@ class FakeAdminClient:
         self.describe = {name: list(outcomes) for name, outcomes in describe.items()}
         self.create = {name: list(outcomes) for name, outcomes in (create or {}).items()}
         self.describes: list[str] = []
-        self.creates: list[tuple[str, int]] = []
+        self.creates: list[dict[str, object]] = []
 
     @staticmethod
     def _next(script: list, default: object) -> object:  # type: ignore[type-arg]
@@ -46,11 +49,13 @@ class FakeAdminClient:
         if outcome is None:
             raise client_error("ResourceNotFoundException", message=f"Stream {StreamName} not found",
                                operation="DescribeStreamSummary")
+        if isinstance(outcome, dict):
+            return {"StreamDescriptionSummary": {"StreamName": StreamName, **outcome}}
         return {"StreamDescriptionSummary": {"StreamName": StreamName, "StreamStatus": outcome}}
 
-    def create_stream(self, *, StreamName: str, ShardCount: int) -> None:  # noqa: N803 (boto3 names)
-        self.creates.append((StreamName, ShardCount))
-        outcome = self._next(self.create.get(StreamName, []), None)
+    def create_stream(self, **request: object) -> None:
+        self.creates.append(request)
+        outcome = self._next(self.create.get(str(request["StreamName"]), []), None)
         if isinstance(outcome, BaseException):
             raise outcome
 
@@ -62,10 +67,19 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+def _created(ready: dict[str, StreamInfo]) -> list[str]:
+    return [name for name, info in ready.items() if info.created]
+
+
+def shards(client: FakeAdminClient) -> list[tuple[object, object]]:
+    """(stream name, shard count) of each CreateStream request."""
+    return [(request["StreamName"], request.get("ShardCount")) for request in client.creates]
+
+
 def _fails(client: FakeAdminClient, names: list[str], failure_type: str, shard_count: int = 5,
            timeout: float = 300.0) -> ConnectorError:
     with pytest.raises(ConnectorError) as caught:
-        ensure_streams(client, names, shard_count, timeout=timeout, sleep=Sleeps())
+        ensure_streams(client, names, NewStreams(shard_count=shard_count), timeout=timeout, sleep=Sleeps())
     assert caught.value.failure_type == failure_type, caught.value.message
     return caught.value
 
@@ -74,8 +88,8 @@ def test_existing_active_streams_are_not_created() -> None:
     """Streams already ACTIVE (or UPDATING, which takes writes) are used as they are: no create, no waiting."""
     client = FakeAdminClient({"a": ["ACTIVE"], "b": ["UPDATING"]})
     sleeps = Sleeps()
-    assert ensure_streams(client, ["a", "b"], 5, sleep=sleeps) == []
-    assert client.creates == [] and sleeps == []
+    assert _created(ensure_streams(client, ["a", "b"], NewStreams(shard_count=5), sleep=sleeps)) == []
+    assert shards(client) == [] and sleeps == []
     assert client.describes == ["a", "b"]
 
 
@@ -83,8 +97,8 @@ def test_missing_stream_is_created_with_the_shard_count_and_polled_to_active() -
     """A missing stream is created with shardCount shards, then described until ACTIVE."""
     client = FakeAdminClient({"new": [None, "CREATING", "CREATING", "ACTIVE"], "old": ["ACTIVE"]})
     sleeps = Sleeps()
-    assert ensure_streams(client, ["old", "new"], 3, sleep=sleeps) == ["new"]
-    assert client.creates == [("new", 3)]
+    assert _created(ensure_streams(client, ["old", "new"], NewStreams(shard_count=3), sleep=sleeps)) == ["new"]
+    assert shards(client) == [("new", 3)]
     assert client.describes == ["old", "new", "new", "new", "new"]
     assert len(sleeps) == 3
 
@@ -93,15 +107,15 @@ def test_poll_interval_doubles_up_to_a_cap() -> None:
     """Polling starts fast and backs off to at most 2 s between describes."""
     client = FakeAdminClient({"s": ["CREATING"] * 9 + ["ACTIVE"]})
     sleeps = Sleeps()
-    ensure_streams(client, ["s"], 1, sleep=sleeps)
+    ensure_streams(client, ["s"], NewStreams(shard_count=1), sleep=sleeps)
     assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 2.0])
 
 
 def test_duplicate_names_are_handled_once() -> None:
     """A name listed twice is created once."""
     client = FakeAdminClient({"s": [None, "ACTIVE"]})
-    assert ensure_streams(client, ["s", "s"], 2, sleep=Sleeps()) == ["s"]
-    assert client.creates == [("s", 2)]
+    assert _created(ensure_streams(client, ["s", "s"], NewStreams(shard_count=2), sleep=Sleeps())) == ["s"]
+    assert shards(client) == [("s", 2)]
 
 
 def test_limit_exceeded_on_create_is_retried() -> None:
@@ -109,29 +123,29 @@ def test_limit_exceeded_on_create_is_retried() -> None:
     client = FakeAdminClient({"s": [None, None, None, "CREATING", "ACTIVE"]},
                              create={"s": [client_error("LimitExceededException"), client_error(
                                  "LimitExceededException"), None]})
-    assert ensure_streams(client, ["s"], 2, sleep=Sleeps()) == ["s"]
-    assert client.creates == [("s", 2)] * 3
+    assert _created(ensure_streams(client, ["s"], NewStreams(shard_count=2), sleep=Sleeps())) == ["s"]
+    assert shards(client) == [("s", 2)] * 3
 
 
 def test_created_meanwhile_by_someone_else_is_fine() -> None:
     """ResourceInUseException on create (another writer created it first) is not an error."""
     client = FakeAdminClient({"s": [None, "ACTIVE"]}, create={"s": [client_error("ResourceInUseException")]})
-    ensure_streams(client, ["s"], 2, sleep=Sleeps())
-    assert client.creates == [("s", 2)]
+    ensure_streams(client, ["s"], NewStreams(shard_count=2), sleep=Sleeps())
+    assert shards(client) == [("s", 2)]
 
 
 def test_deleting_stream_is_created_again_once_gone() -> None:
     """A stream being deleted is waited for, then created again once it no longer exists."""
     client = FakeAdminClient({"s": ["DELETING", "DELETING", None, "CREATING", "ACTIVE"]})
-    assert ensure_streams(client, ["s"], 4, sleep=Sleeps()) == ["s"]
-    assert client.creates == [("s", 4)]
+    assert _created(ensure_streams(client, ["s"], NewStreams(shard_count=4), sleep=Sleeps())) == ["s"]
+    assert shards(client) == [("s", 4)]
 
 
 def test_throttled_and_unreachable_describes_are_retried() -> None:
     """Throttled describes and connection errors are retried on the next poll."""
     client = FakeAdminClient({"s": [client_error("LimitExceededException", operation="DescribeStreamSummary"),
                                     EndpointConnectionError(endpoint_url="https://kinesis.invalid"), "ACTIVE"]})
-    ensure_streams(client, ["s"], 1, sleep=Sleeps())
+    ensure_streams(client, ["s"], NewStreams(shard_count=1), sleep=Sleeps())
     assert client.describes == ["s"] * 3
 
 
@@ -141,12 +155,13 @@ def test_shard_count_below_one_with_a_missing_stream_is_a_config_error(shard_cou
     client = FakeAdminClient({"existing": ["ACTIVE"], "missing_one": [None]})
     error = _fails(client, ["existing", "missing_one"], "config_error", shard_count=shard_count)
     assert "'missing_one'" in error.message and "shardCount" in error.message
-    assert client.creates == []
+    assert shards(client) == []
 
 
 def test_shard_count_zero_is_fine_when_every_stream_exists() -> None:
     """0.1.5 allowed shardCount 0; it matters only when a stream must be created."""
-    assert ensure_streams(FakeAdminClient({"s": ["ACTIVE"]}), ["s"], 0, sleep=Sleeps()) == []
+    client = FakeAdminClient({"s": ["ACTIVE"]})
+    assert _created(ensure_streams(client, ["s"], NewStreams(shard_count=0), sleep=Sleeps())) == []
 
 
 def test_timeout_is_a_transient_error_listing_the_streams_not_ready() -> None:
@@ -163,7 +178,7 @@ def test_timeout_is_reached_after_polling_within_it(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(streams, "time", clock)
     client = FakeAdminClient({"s": ["CREATING"]})
     with pytest.raises(ConnectorError) as caught:
-        ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep)
+        ensure_streams(client, ["s"], NewStreams(shard_count=1), timeout=5.0, sleep=clock.sleep)
     assert caught.value.failure_type == "transient_error"
     assert "within 5 s" in caught.value.message and re.search(r"'s'\W+CREATING", caught.value.message)
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])  # one more 2 s poll would pass 5 s
@@ -178,7 +193,7 @@ def test_unreachable_endpoint_until_the_timeout_names_the_real_problem(monkeypat
     monkeypatch.setattr(streams, "time", clock)
     client = FakeAdminClient({"s": [EndpointConnectionError(endpoint_url="https://kinesis.invalid")]})
     with caplog.at_level(logging.WARNING, logger="airbyte"), pytest.raises(ConnectorError) as caught:
-        ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep)
+        ensure_streams(client, ["s"], NewStreams(shard_count=1), timeout=5.0, sleep=clock.sleep)
     assert caught.value.failure_type == "transient_error"
     assert "'s'" in caught.value.message and "Could not connect" in caught.value.message
     assert len(client.describes) > 2
@@ -191,7 +206,8 @@ def test_stream_ready_just_before_the_deadline_is_used(monkeypatch: pytest.Monke
     clock = FakeClock()
     monkeypatch.setattr(streams, "time", clock)
     client = FakeAdminClient({"s": [None] + ["CREATING"] * 4 + ["ACTIVE"]})
-    assert ensure_streams(client, ["s"], 1, timeout=5.0, sleep=clock.sleep) == ["s"]
+    ready = ensure_streams(client, ["s"], NewStreams(shard_count=1), timeout=5.0, sleep=clock.sleep)
+    assert _created(ready) == ["s"]
 
 
 @pytest.mark.parametrize(("code", "failure_type"), [("AccessDeniedException", "config_error"),
@@ -219,3 +235,93 @@ def test_stream_status() -> None:
     assert stream_status(client, "gone") is None
     with pytest.raises(Exception, match="AccessDenied"):
         stream_status(client, "denied")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stream mode, tags, createStreams off, record size
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_provisioned_create_request_is_0_1_5s_unless_tags_are_set() -> None:
+    """By default CreateStream carries only the name and shard count, as 0.1.5 sent it; tags are added when set."""
+    client = FakeAdminClient({"plain": [None, "ACTIVE"], "tagged": [None, "ACTIVE"]})
+    ensure_streams(client, ["plain"], NewStreams(shard_count=2), sleep=Sleeps())
+    ensure_streams(client, ["tagged"], NewStreams(shard_count=2, tags={"team": "data", "env": ""}), sleep=Sleeps())
+    assert client.creates == [{"StreamName": "plain", "ShardCount": 2},
+                              {"StreamName": "tagged", "ShardCount": 2, "Tags": {"team": "data", "env": ""}}]
+
+
+@pytest.mark.parametrize("shard_count", [5, 0])
+def test_on_demand_streams_are_created_without_shard_count(shard_count: int) -> None:
+    """In on_demand mode the stream is created with StreamMode ON_DEMAND and no ShardCount (any shardCount, even 0,
+    is fine), with the tags."""
+    client = FakeAdminClient({"s": [None, "ACTIVE"]})
+    new = NewStreams("on_demand", shard_count, {"team": "data"})
+    assert _created(ensure_streams(client, ["s"], new, sleep=Sleeps())) == ["s"]
+    assert client.creates == [{"StreamName": "s", "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+                               "Tags": {"team": "data"}}]
+
+
+def test_with_create_streams_off_every_missing_stream_is_named_at_once() -> None:
+    """createStreams off: after one describe of each stream, a config error names every missing stream (one being
+    deleted counts as missing) and nothing is created."""
+    client = FakeAdminClient({"here": ["ACTIVE"], "gone_a": [None], "going": ["DELETING"], "gone_b": [None]})
+    with pytest.raises(ConnectorError) as caught:
+        ensure_streams(client, ["here", "gone_a", "going", "gone_b"], None, sleep=Sleeps())
+    assert caught.value.failure_type == "config_error"
+    message = caught.value.message
+    assert all(f"'{name}'" in message for name in ("gone_a", "going", "gone_b")) and "'here'" not in message
+    assert "createStreams" in message
+    assert client.creates == [] and client.describes == ["here", "gone_a", "going", "gone_b"]
+
+
+def test_with_create_streams_off_existing_streams_are_used_and_creating_ones_awaited() -> None:
+    """createStreams off: existing streams are written; one someone else is creating is waited for."""
+    client = FakeAdminClient({"a": ["ACTIVE"], "b": ["CREATING", "CREATING", "ACTIVE"]})
+    ready = ensure_streams(client, ["a", "b"], None, sleep=Sleeps())
+    assert list(ready) == ["a", "b"] and _created(ready) == [] and client.creates == []
+
+
+def test_max_record_size_is_read_from_the_summary() -> None:
+    """Each stream's MaxRecordSizeInKiB becomes its max_record_bytes, read from the describe that found it writable
+    (after creating it, too); without it, or with a value that is no size, it is 1 MiB."""
+    client = FakeAdminClient({
+        "large": [{"StreamStatus": "ACTIVE", "MaxRecordSizeInKiB": 10240}],
+        "created": [None, {"StreamStatus": "CREATING"}, {"StreamStatus": "ACTIVE", "MaxRecordSizeInKiB": 2048}],
+        "plain": ["ACTIVE"],
+        "odd": [{"StreamStatus": "ACTIVE", "MaxRecordSizeInKiB": 0}],
+    })
+    ready = ensure_streams(client, ["large", "created", "plain", "odd", "large"], NewStreams(), sleep=Sleeps())
+    assert ready == {"large": StreamInfo(False, 10 * 1024 * 1024), "created": StreamInfo(True, 2 * 1024 * 1024),
+                     "plain": StreamInfo(False, MAX_RECORD_BYTES), "odd": StreamInfo(False, MAX_RECORD_BYTES)}
+    assert MAX_RECORD_BYTES == 1024 * 1024
+
+
+def test_new_streams_follow_the_config() -> None:
+    """The creation settings come from streamMode, shardCount and streamTags; createStreams off means none."""
+    config = parse_config({"streamMode": "on_demand", "shardCount": 2, "streamTags": [{"key": "a", "value": "b"}]})
+    assert new_streams(config) == NewStreams("on_demand", 2, {"a": "b"})
+    assert new_streams(parse_config({})) == NewStreams("provisioned", 5, {})
+    assert new_streams(parse_config({"createStreams": False})) is None
+
+
+@pytest.mark.parametrize(("outcome", "new", "words"), [
+    ("ACTIVE", None, None),
+    ("UPDATING", NewStreams(), None),
+    (None, NewStreams(), None),
+    ("DELETING", NewStreams(), None),
+    (None, NewStreams("on_demand", 0), None),
+    (None, NewStreams("provisioned", 0), ["'s'", "shardCount 0", "on_demand"]),
+    (None, None, ["'s'", "does not exist", "createStreams"]),
+    ("DELETING", None, ["'s'", "being deleted", "createStreams"]),
+])
+def test_check_stream_says_whether_a_sync_could_write(outcome: Outcome, new: NewStreams | None,
+                                                      words: list[str] | None) -> None:
+    """check_stream: None when the stream exists or the settings allow creating it, else what to fix."""
+    client = FakeAdminClient({"s": [outcome]})
+    problem = check_stream(client, "s", new)
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None and all(word in problem for word in words), problem
+    assert client.creates == []
