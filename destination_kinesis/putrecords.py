@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from binascii import b2a_base64
 from collections.abc import Sequence
+from http.client import responses
 from typing import Any
 
 import orjson
@@ -63,7 +64,8 @@ class PutRecords:
 
 def error_from_response(status: int, headers: Any, content: bytes) -> ClientError:
     """The ClientError boto3 raises for an AWS JSON-protocol error answer: the code from ``x-amzn-ErrorType`` or
-    ``__type`` (without its namespace), the message from ``message``/``Message``."""
+    ``__type`` (without its namespace), the message from ``message``/``Message``; an answer with neither (an empty
+    body, a proxy's error page) gets the HTTP status as its code and the reason phrase as its message."""
     try:
         parsed = orjson.loads(content) if content else {}
     except orjson.JSONDecodeError:
@@ -72,5 +74,7 @@ def error_from_response(status: int, headers: Any, content: bytes) -> ClientErro
         parsed = {}
     code = str(headers.get("x-amzn-ErrorType") or parsed.get("__type") or "").split(":")[0].split("#")[-1]
     message = str(parsed.get("message") or parsed.get("Message") or "")
-    return ClientError({"Error": {"Code": code or str(status), "Message": message},
+    if not code:
+        code, message = str(status), message or responses.get(status, "")
+    return ClientError({"Error": {"Code": code, "Message": message},
                         "ResponseMetadata": {"HTTPStatusCode": status}}, "PutRecords")

@@ -14,6 +14,7 @@ from destination_kinesis import aws_errors, sender
 from destination_kinesis.batcher import Batch
 from destination_kinesis.checkpoint import Cell
 from destination_kinesis.errors import ConnectorError
+from destination_kinesis.pressure import Pressure
 from destination_kinesis.sender import Sender, SendStats, put_batch
 from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, decode_entry, encode_entry, fail_entries
 
@@ -329,5 +330,114 @@ def test_shutdown_after_abort_cuts_retries_short() -> None:
         ((_, future),) = _collect(s, 1)
         error = future.exception()
         assert isinstance(error, ConnectorError) and error.failure_type == "transient_error"
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Pressure: every call's outcome is reported
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class RecordingPressure(Pressure):
+    """A real Pressure (its clock standing still, so only the first throttle halves) that records each report."""
+
+    def __init__(self, maximum: int = 8):
+        super().__init__(maximum, clock=lambda: 1000.0)
+        self.reports: list[str] = []
+
+    def throttled(self, stream_name: str) -> None:
+        self.reports.append("throttled")
+        super().throttled(stream_name)
+
+    def succeeded(self) -> None:
+        self.reports.append("succeeded")
+        super().succeeded()
+
+
+def _put_reporting(client: FakeKinesisClient, batch: Batch, pressure: Pressure) -> SendStats:
+    return put_batch(client, batch, RETRY_SECONDS, threading.Event(), pressure)
+
+
+def test_fully_accepted_call_reports_success() -> None:
+    """A call whose entries were all accepted is one success; the limit grows by 1/limit when below the maximum."""
+    p = RecordingPressure(8)
+    _put_reporting(FakeKinesisClient(), make_batch(3), p)
+    assert p.reports == ["succeeded"] and p.limit == 8
+    p.throttled("s")
+    assert p.limit == 4
+    for _ in range(4):
+        _put_reporting(FakeKinesisClient(), make_batch(1), p)
+    assert p.limit == 4  # 4 → 4.25 → 4.49 → 4.71 → 4.92: below 5 until the fifth success
+    _put_reporting(FakeKinesisClient(), make_batch(1), p)
+    assert p.limit == 5 and p.decreases == 1
+
+
+def test_throttled_entries_report_throttling_then_success() -> None:
+    """A call with ProvisionedThroughputExceeded entries is a throttle (the limit halves); the resend that
+    goes through is a success."""
+    p = RecordingPressure(8)
+    _put_reporting(FakeKinesisClient([fail_entries({1})]), make_batch(3), p)
+    assert p.reports == ["throttled", "succeeded"]
+    assert p.limit == 4 and p.decreases == 1
+
+
+@pytest.mark.parametrize("code", sorted(aws_errors.THROTTLING_CODES))
+def test_throttling_whole_call_errors_report_throttling(code: str) -> None:
+    """A whole call refused for its rate (ProvisionedThroughputExceeded, Throttling, KMS throttling, …) is a
+    throttle; the retry that goes through is a success."""
+    p = RecordingPressure(8)
+    stats = _put_reporting(FakeKinesisClient([client_error(code)]), make_batch(2), p)
+    assert p.reports == ["throttled", "succeeded"]
+    assert p.limit == 4 and stats.throttled == 1
+
+
+def test_throttling_in_entries_and_calls_mixed() -> None:
+    """Each throttled attempt is reported, entries or whole call alike (the clock here stands still, so only the
+    first one halves)."""
+    p = RecordingPressure(8)
+    _put_reporting(FakeKinesisClient([client_error("ThrottlingException"), fail_entries({0, 2}),
+                                      client_error("ProvisionedThroughputExceededException")]), make_batch(3), p)
+    assert p.reports == ["throttled", "throttled", "throttled", "succeeded"]
+    assert p.decreases == 1
+
+
+def test_internal_failure_entries_are_not_throttling() -> None:
+    """Entries failed with InternalFailure are resent, but the call was not refused for its rate: it counts as a
+    success, and the limit does not drop."""
+    p = RecordingPressure(8)
+    _put_reporting(FakeKinesisClient([fail_entries({0}, code="InternalFailure", message="Internal service failure")]),
+                   make_batch(2), p)
+    assert p.reports == ["succeeded", "succeeded"]
+    assert p.limit == 8 and p.decreases == 0
+
+
+def test_server_errors_are_not_throttling() -> None:
+    """A whole-call 500 or 503 is retried without touching the limit; only the call that went through reports."""
+    p = RecordingPressure(8)
+    _put_reporting(FakeKinesisClient([client_error("InternalFailure", status=500),
+                                      client_error("ServiceUnavailable", status=503)]), make_batch(2), p)
+    assert p.reports == ["succeeded"] and p.decreases == 0
+
+
+def test_fatal_errors_report_nothing() -> None:
+    """A call refused for a reason retrying cannot fix says nothing about the rate."""
+    p = RecordingPressure(8)
+    with pytest.raises(ConnectorError):
+        _put_reporting(FakeKinesisClient([client_error("AccessDeniedException")]), make_batch(2), p)
+    assert p.reports == []
+
+
+def test_sender_limit_follows_pressure_after_throttling() -> None:
+    """Sender.limit starts at max_in_flight; a throttled batch halves it, so fewer batches may be in flight."""
+    client = FakeKinesisClient([client_error("ProvisionedThroughputExceededException")])
+    s = Sender(client, max_in_flight=8, retry_seconds=RETRY_SECONDS)
+    try:
+        assert s.limit == 8
+        s.submit(make_batch(2))
+        ((_, future),) = _collect(s, 1)
+        assert future.result().throttled == 1
+        assert s.limit == 4 < 8  # halved to 4, then the successful retry grew it by 1/4
+        assert s.pressure.decreases == 1
     finally:
         s.close()

@@ -3,26 +3,37 @@ over a fake Kinesis client."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
-from destination_kinesis.batcher import Batcher
+from destination_kinesis import writer
+from destination_kinesis.batcher import DEFAULT_MAX_BUFFERED_BYTES, Batch, Batcher
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
+from destination_kinesis.messages import parse_line
 from destination_kinesis.naming import StreamKey, kinesis_stream_names
-from destination_kinesis.sender import Sender
-from destination_kinesis.writer import Route, Writer
+from destination_kinesis.rawjson import orjson_round_trip_is_exact
+from destination_kinesis.sender import Sender, SendStats
+from destination_kinesis.writer import CHUNK_BYTES, Route, Writer
 from unit_tests.conftest import (
+    EMITTED_AT,
     FakeKinesisClient,
     Feed,
     accept_all,
+    assert_same_json,
     client_error,
+    decode_entry,
+    exact_json,
     fail_entries,
     global_state_line,
     lines,
@@ -33,6 +44,7 @@ from unit_tests.conftest import (
     stream_state_line,
     write_all,
 )
+from unit_tests.test_envelope import CORPUS
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")
 
@@ -59,7 +71,8 @@ class Harness:
 
     def __init__(self, client: FakeKinesisClient, buffer_size: int = 100, max_in_flight: int = 2,
                  linger_seconds: float = 1.0, keys: tuple[StreamKey, ...] = (A, B),
-                 on_emit: Callable[[bytes], None] | None = None):
+                 on_emit: Callable[[bytes], None] | None = None,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
         self.client = client
         self.emitted: list[bytes] = []
         self.on_emit = on_emit
@@ -67,8 +80,9 @@ class Harness:
         assert all(names[k] == KINESIS[k] for k in keys if k in KINESIS)
         self.checkpoint = Checkpoint(keys, self._emit)
         self.routes = {key: Route(key, names[key], self.checkpoint.lane(key)) for key in keys}
-        self.writer = Writer(self.routes, Batcher(buffer_size, linger_seconds=linger_seconds),
-                             Sender(client, max_in_flight=max_in_flight, retry_seconds=0.3), self.checkpoint)
+        self.sender = Sender(client, max_in_flight=max_in_flight, retry_seconds=0.3)
+        batcher = Batcher(buffer_size, linger_seconds=linger_seconds, max_buffered_bytes=max_buffered_bytes)
+        self.writer = Writer(self.routes, batcher, self.sender, self.checkpoint)
 
     def _emit(self, line: bytes) -> None:
         self.emitted.append(line)
@@ -118,9 +132,9 @@ INPUT = [
 EXPECTED_COUNTS = {1: 3, 2: 1, 3: 3, 4: 2, 5: 1}  # a1-a3; b1 (a4 came after); b2-b4; a4, a5; b5
 
 
-def _records_before(position: int, scope: StreamKey | None) -> set[str]:
+def _records_before(position: int, scope: StreamKey | None, items: list[bytes] = INPUT) -> set[str]:
     tags = set()
-    for line in INPUT[:position]:
+    for line in items[:position]:
         message = json.loads(line) if line else {}
         if message.get("type") == "RECORD":
             key = (message["record"].get("namespace"), message["record"]["stream"])
@@ -129,9 +143,9 @@ def _records_before(position: int, scope: StreamKey | None) -> set[str]:
     return tags
 
 
-def _state_positions() -> dict[int, tuple[int, StreamKey | None]]:
+def _state_positions(items: list[bytes] = INPUT) -> dict[int, tuple[int, StreamKey | None]]:
     positions = {}
-    for i, line in enumerate(INPUT):
+    for i, line in enumerate(items):
         message = json.loads(line) if line else {}
         if message.get("type") == "STATE":
             state = message["state"]
@@ -141,6 +155,21 @@ def _state_positions() -> dict[int, tuple[int, StreamKey | None]]:
                 scope = (descriptor.get("namespace"), descriptor["name"])
             positions[state["id"]] = (i, scope)
     return positions
+
+
+def _assert_each_state_follows_its_records(log: list[tuple[str, Any]], items: list[bytes]) -> None:
+    """In ``log`` (the client's "accepted" and the harness's "emitted" events), every state of ``items`` comes after
+    Kinesis accepted every record before it in its scope, and in the end every record was accepted."""
+    positions = _state_positions(items)
+    accepted_so_far: set[str] = set()
+    for event, value in log:
+        if event == "accepted":
+            accepted_so_far.add(tag_of(value))
+        else:
+            position, scope = positions[state_id(value)]
+            missing = _records_before(position, scope, items) - accepted_so_far
+            assert not missing, f"state {state_id(value)} emitted before {missing} were accepted"
+    assert accepted_so_far == _records_before(len(items), None, items)
 
 
 @pytest.mark.parametrize("buffer_size", [1, 2, 100])
@@ -155,16 +184,7 @@ def test_states_are_emitted_only_after_their_records_are_accepted(buffer_size: i
     h.run(lines(*INPUT))
     assert h.ids == [1, 2, 3, 4, 5]
     assert {state_id(line): record_count(line) for line in h.emitted} == EXPECTED_COUNTS
-    positions = _state_positions()
-    accepted_so_far: set[str] = set()
-    for event, value in log:
-        if event == "accepted":
-            accepted_so_far.add(tag_of(value))
-        else:
-            position, scope = positions[state_id(value)]
-            missing = _records_before(position, scope) - accepted_so_far
-            assert not missing, f"state {state_id(value)} emitted before {missing} were accepted"
-    assert accepted_so_far == _records_before(len(INPUT), None)
+    _assert_each_state_follows_its_records(log, INPUT)
     for stream_name, entries in h.client.calls:
         for entry in entries:
             assert stream_name == (KINESIS[A] if tag_of(entry["Data"]).startswith("a") else KINESIS[B])
@@ -316,3 +336,242 @@ def test_invalid_line_fails_without_echoing_content_and_keeps_earlier_states() -
                                                         b'{"secret":"CONTENT-MARKER"'), "system_error")
     assert re.search(r"\bline 3\b", error.message) and "CONTENT-MARKER" not in error.message
     assert h.ids == [1]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Requests in flight: bounded, with backpressure on the input, completing in any order
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _run_in_thread(h: Harness, feed: Feed) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``h.run(feed)`` on a thread; its failure, if any, lands in the returned list."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            h.run(feed)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _steady(read: Callable[[], int]) -> int:
+    """Wait until ``read()`` stops changing (the same over three reads 0.1 s apart, within 10 s); return it."""
+    values = [read()]
+    for _ in range(100):
+        time.sleep(0.1)
+        values.append(read())
+        if len(values) >= 3 and values[-1] == values[-2] == values[-3]:
+            return values[-1]
+    raise AssertionError(f"still changing after 10 s: {values[-3:]}")
+
+
+def test_in_flight_calls_are_bounded_and_reading_pauses_while_they_are_held() -> None:
+    """With 3 calls held open, no fourth starts, and the writer stops reading: the feeding thread stays blocked
+    having written at most what the pipe, one read and a few batches hold, far less than the input. Once the calls
+    go through, everything is written and every state comes out, in order, with its count."""
+    gate = threading.Event()
+    client = FakeKinesisClient(gate=gate)
+    h = Harness(client, buffer_size=10, max_in_flight=3)
+    items = []
+    for i in range(4000):
+        items.append(rec(A, f"a{i}", pad=1000))
+        if (i + 1) % 100 == 0:
+            items.append(sstate(A, (i + 1) // 100))
+    data = lines(*items)
+    progress = {"written": 0, "pipe": 0}
+
+    def feed(fd: int) -> None:
+        progress["pipe"] = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view[:8192])
+            view = view[written:]
+            progress["written"] += written
+
+    thread, errors = _run_in_thread(h, feed)
+    try:
+        for _ in range(3):
+            assert client.entered.acquire(timeout=10), "fewer than 3 calls started"
+        written = _steady(lambda: progress["written"])
+        held = (client.concurrent, len(client.calls), list(h.emitted))
+    finally:
+        gate.set()
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+    line_bytes = len(items[0]) + 1
+    # The pipe, one read of the writer's, and its batches: 3 in flight, 1 waiting to be submitted, 1 open.
+    bound = progress["pipe"] + CHUNK_BYTES + 5 * 10 * line_bytes
+    assert written < len(data) // 3 and written <= bound, (written, bound, len(data))
+    assert held == (3, 3, [])
+    assert client.max_concurrent == 3
+    assert sorted(tag_of(d) for d in client.sent_data) == sorted(f"a{i}" for i in range(4000))
+    assert h.ids == list(range(1, 41))
+    assert {record_count(line) for line in h.emitted} == {100}
+
+
+OUT_OF_ORDER_INPUT = [
+    rec(A, "a1"), rec(A, "a2"), sstate(A, 1),
+    rec(B, "b1"), rec(B, "b2"), rec(B, "b3"), sstate(B, 2),
+    rec(A, "a3"), rec(A, "a4"), global_state_line(state_id=3),
+    rec(B, "b4"), rec(B, "b5"), rec(A, "a5"), sstate(B, 4),
+    global_state_line(state_id=5),
+]
+OUT_OF_ORDER_COUNTS = {1: 2, 2: 3, 3: 2, 4: 2, 5: 1}  # a1-a2; b1-b3; a3-a4 (B none since 2); b4-b5; a5
+
+
+def test_out_of_order_completions_release_states_in_input_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch (a1, a2) completes only after the writer has collected every later batch: no state comes
+    out before it, not even the B states whose records were all accepted earlier; then all come out in input
+    order, each after the records of its scope, each with its own count."""
+    held_tags = {"a1", "a2"}
+    later_tags = _records_before(len(OUT_OF_ORDER_INPUT), None, OUT_OF_ORDER_INPUT) - held_tags
+    later_collected = threading.Event()
+    completed: list[list[str]] = []
+
+    def respond(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if any(tag_of(entry["Data"]) in held_tags for entry in entries):
+            assert later_collected.wait(10), "the later batches were never collected"
+        return accept_all(entries)
+
+    log: list[tuple[str, Any]] = []
+    h = Harness(FakeKinesisClient(default=respond, log=log), buffer_size=2, max_in_flight=4)
+    collect = h.sender.completions
+
+    def recording_completions() -> list[tuple[Batch, Future[SendStats]]]:
+        done = collect()
+        completed.extend(sorted(tag_of(decode_entry(entry)["Data"]) for entry in batch.entries) for batch, _ in done)
+        if {tag for tags in completed for tag in tags} >= later_tags:
+            later_collected.set()
+        return done
+
+    monkeypatch.setattr(h.sender, "completions", recording_completions)
+    h.run(lines(*OUT_OF_ORDER_INPUT))
+    assert completed[-1] == ["a1", "a2"] and len(completed) >= 4, completed
+    assert h.ids == [1, 2, 3, 4, 5]
+    assert {state_id(line): record_count(line) for line in h.emitted} == OUT_OF_ORDER_COUNTS
+    events = [event if event == "emitted" else tag_of(value) for event, value in log]
+    assert events.index("emitted") > events.index("a1") > events.index("b3")
+    _assert_each_state_follows_its_records(log, OUT_OF_ORDER_INPUT)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Exactness on both the fast path and the exact path
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_every_corpus_value_arrives_exactly_through_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each awkward data value of the envelope corpus, written through the Writer, arrives as `_airbyte_data`
+    equal to the source's with every digit, code unit and number kind, in an envelope whose id is the partition
+    key. The corpus takes both the inline fast path and the exact path (parse_line), at least 5 records each."""
+    texts = list(CORPUS.values())
+    exact_path_lines: list[int] = []
+
+    def counting_parse_line(line: bytes, line_no: int) -> Any:
+        exact_path_lines.append(line_no)
+        return parse_line(line, line_no)
+
+    monkeypatch.setattr(writer, "parse_line", counting_parse_line)
+    record_lines = [record_line(text, stream=A[1]) for text in texts]
+    h = Harness(FakeKinesisClient(), buffer_size=100, max_in_flight=1)
+    h.routes[A].max_record_bytes = 2 * MAX_RECORD_BYTES  # the 900 KiB string is over 1 MiB in UTF-8
+    h.run(lines(*record_lines, sstate(A, 1)))
+    entries = [entry for _, call in h.client.calls for entry in call]
+    assert len(entries) == len(texts)
+    wrong = []
+    for name, text, sent in zip(CORPUS, texts, entries, strict=True):
+        envelope = exact_json(sent["Data"])
+        try:
+            assert list(envelope) == ["_airbyte_ab_id", "_airbyte_emitted_at", "_airbyte_data"]
+            assert envelope["_airbyte_ab_id"] == sent["PartitionKey"]
+            assert envelope["_airbyte_emitted_at"] == EMITTED_AT
+            assert_same_json(envelope["_airbyte_data"], exact_json(text))
+        except AssertionError as exc:
+            wrong.append(f"{name}: {exc}")
+    assert wrong == []
+    assert h.ids == [1] and record_count(h.emitted[0]) == len(texts)
+    exact_records = sum(1 for line_no in exact_path_lines if line_no <= len(texts))
+    assert exact_records >= 5 and len(texts) - exact_records >= 5, exact_records
+    round_trip_exact = sum(orjson_round_trip_is_exact(line) for line in record_lines)
+    assert round_trip_exact >= 5 and len(texts) - round_trip_exact >= 5, round_trip_exact
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Adaptive pressure in a sync
+# --------------------------------------------------------------------------------------------------------------------
+
+THROTTLED_CALLS = 6
+
+
+@pytest.mark.parametrize("throttle", [client_error("ProvisionedThroughputExceededException"),
+                                      fail_entries(lambda _i, _entry: True)], ids=["whole calls", "every entry"])
+def test_sync_completes_through_throttling_with_the_limit_lowered(throttle: Any) -> None:
+    """The first calls are all throttled, then Kinesis accepts: the in-flight limit was halved at least once, and
+    every record arrives with every state after its records."""
+    items = [line for i in range(6) for line in (rec(A, f"a{i}"), rec(B, f"b{i}"), sstate(A if i % 2 else B, i + 1))]
+    log: list[tuple[str, Any]] = []
+    h = Harness(FakeKinesisClient([throttle] * THROTTLED_CALLS, log=log), buffer_size=1, max_in_flight=4)
+    h.run(lines(*items))
+    assert h.sender.pressure.decreases >= 1
+    assert sum(t.throttled for t in h.writer.progress.streams.values()) == THROTTLED_CALLS
+    assert h.ids == [1, 2, 3, 4, 5, 6]
+    _assert_each_state_follows_its_records(log, items)
+
+
+def test_writer_keeps_within_the_lowered_limit() -> None:
+    """After throttling halved the limit from 4 to 2, the writer keeps at most 2 calls in flight (the sender's pool
+    could run 4), and continues once they complete."""
+    gate = threading.Event()
+    client = FakeKinesisClient(gate=gate)
+    h = Harness(client, buffer_size=1, max_in_flight=4)
+    h.sender.pressure.throttled("s")
+    assert h.sender.limit == 2
+    thread, errors = _run_in_thread(h, lines(*(rec(A, f"a{i}") for i in range(10)), sstate(A, 1)))
+    try:
+        assert client.entered.acquire(timeout=10) and client.entered.acquire(timeout=10)
+        assert not client.entered.acquire(timeout=0.2), "a third call started while the limit was 2"
+        held = client.concurrent
+    finally:
+        gate.set()
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+    assert held == 2
+    assert sorted(tag_of(d) for d in client.sent_data) == sorted(f"a{i}" for i in range(10))
+    assert h.ids == [1] and record_count(h.emitted[0]) == 10
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The cap on bytes buffered across streams
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_many_streams_send_early_once_the_buffered_bytes_pass_the_cap() -> None:
+    """20 streams of small records, none near a batch limit and a 60 s linger: once the bytes buffered across them
+    pass the cap, the fullest stream's batch goes out while the input is still open; all records arrive."""
+    keys = tuple((None, f"s{i}") for i in range(20))
+    fullest = keys[7]
+    first_call = threading.Event()
+
+    def respond(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        first_call.set()
+        return accept_all(entries)
+
+    tags = {f"{key[1]}-{n}": key for n in range(3) for key in keys}
+    items = [rec(key, tag, pad=400 if key == fullest else 20) for tag, key in tags.items()]
+    waited: list[bool] = []
+
+    def feed(fd: int) -> None:
+        write_all(fd, lines(*items))
+        waited.append(first_call.wait(10))  # the input stays open: only the cap can send a batch now
+        write_all(fd, lines(global_state_line(state_id=1)))
+
+    h = Harness(FakeKinesisClient(default=respond), buffer_size=500, linger_seconds=60.0, keys=keys,
+                max_buffered_bytes=4000)
+    h.run(feed)
+    assert waited == [True]
+    assert h.client.calls[0][0] == "_s7"
+    assert sorted(tag_of(d) for d in h.client.sent_data) == sorted(tags)
+    assert h.ids == [1] and record_count(h.emitted[0]) == len(items)
