@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -89,8 +90,21 @@ def _read_config(destination: DestinationKinesis, path: str) -> Mapping[str, Any
         raise config_error(f"Could not read the config file '{path}': it must be a JSON object ({exc}).") from None
     if not isinstance(raw, Mapping):
         raise config_error(f"The config file '{path}' must hold a JSON object.")
-    update_secrets(get_secrets(destination.spec(logger).connectionSpecification, raw))
+    update_secrets(_secret_forms(get_secrets(destination.spec(logger).connectionSpecification, raw)))
     return raw
+
+
+def _secret_forms(secrets: list[Any]) -> list[str]:
+    """Each secret in every form an error message may quote it: as it is, without surrounding whitespace, line by
+    line, and escaped as in JSON or a Python repr. A key pasted with a trailing newline shows up in an HTTP client's
+    error as ``b'...Credential=AKIA...\\n/...'``, which the raw value does not match. Longest first, so a longer form
+    is masked whole before a shorter one it contains."""
+    forms: set[str] = set()
+    for secret in secrets:
+        text = str(secret)
+        forms.update(form for form in (text, text.strip(), json.dumps(text)[1:-1], repr(text)[1:-1],
+                                       *(line.strip() for line in text.splitlines())) if form.strip())
+    return sorted(forms, key=len, reverse=True)
 
 
 def _check(destination: DestinationKinesis, path: str) -> AirbyteConnectionStatus:

@@ -35,6 +35,13 @@ Message = dict[str, Any]
 StreamKey = tuple[str | None, str]  # (namespace, name)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # airbyte_cdk.test.standard_tests marks some of its tests with these; importing it (test_secrets.py runs its leak
+    # check) needs them known under --strict-markers.
+    config.addinivalue_line("markers", "image_tests: airbyte-cdk's tests of a connector's Docker image")
+    config.addinivalue_line("markers", "requires_creds: airbyte-cdk's tests that need real credentials")
+
+
 # ---------------------------------------------------------------- emulator
 
 

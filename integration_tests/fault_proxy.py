@@ -13,7 +13,9 @@ and, by a seeded random plan, does to PutRecords what AWS does under load:
   closes the connection, sends half the body and closes, or says nothing until the client gives up (a read
   timeout). These are the ambiguous cases, where a resend writes duplicates;
 - ``slow``: waits ``slow_seconds`` before forwarding;
-- ``refuse_for`` seconds after :meth:`FaultProxy.start` nothing listens (connections are refused).
+- ``refuse_for`` seconds after :meth:`FaultProxy.start` nothing listens (connections are refused);
+- calls to the operations in ``reject_signature_of`` (any operation) get HTTP 400 IncompleteSignatureException whose
+  message echoes the request's Authorization header, access key included, as AWS does.
 
 Other calls (DescribeStreamSummary, CreateStream, ...) are forwarded untouched; kinesalite does not check signatures,
 so a changed body goes on with the original headers and a corrected Content-Length.
@@ -67,7 +69,8 @@ class FaultPlan:
     the rest pass untouched). A ``partial`` call fails each entry with probability ``entry_failure``; its
     FailedRecordCount is wrong with probability ``wrong_count``. Every call is throttled while the seconds since the
     first PutRecords are within ``throttle_window`` (``(2.0, math.inf)``: from 2 s on, forever). At most
-    ``max_hangs`` calls hang.
+    ``max_hangs`` calls hang. Calls to the operations named in ``reject_signature_of`` (e.g. ``"ListStreams"``) are
+    refused with an IncompleteSignatureException that echoes the request.
     """
 
     seed: int
@@ -78,6 +81,7 @@ class FaultPlan:
     slow_seconds: float = 1.0
     max_hangs: int = 1
     hang_limit_seconds: float = 60.0
+    reject_signature_of: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.calls) - set(CALL_FAULTS)
@@ -207,7 +211,15 @@ class FaultProxy:
     def handle(self, request: _Handler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length)
-        if request.headers.get("X-Amz-Target") != PUT_RECORDS:
+        target = str(request.headers.get("X-Amz-Target"))
+        if target.rpartition(".")[2] in self.plan.reject_signature_of:
+            with self._lock:
+                self.injected["reject_signature"] += 1
+            echo = f"Authorization={request.headers['Authorization']}"
+            request.answer_error(400, "IncompleteSignatureException", "Authorization header requires existence of "
+                                 f"either a 'X-Amz-Date' or a 'Date' header. {echo}")
+            return
+        if target != PUT_RECORDS:
             request.relay(*request.forward(body))
             return
         payload = json.loads(body)
