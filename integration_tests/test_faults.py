@@ -51,7 +51,7 @@ class FaultRun:
         lost = len(self.written.missing(input_records(self.messages)))
         print(f"\n{name} (seed {seed}): {self.injected}; {records} records checked, "
               f"{self.written.duplicates} duplicates ({self.written.resent} resent after a lost answer), "
-              f"{lost} lost; {len(self.result.states)} states; {self.seconds:.1f} s")
+              f"{lost} not in Kinesis; {len(self.result.states)} states; {self.seconds:.1f} s")
 
     def assert_nothing_lost(self) -> None:
         missing = self.written.missing(input_records(self.messages))
