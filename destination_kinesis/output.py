@@ -25,11 +25,16 @@ _LOG_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Mask these values (non-empty strings) in every message written from now on."""
+    """Mask these values (non-empty strings) in every message written from now on, in every form an error message
+    may quote them: as they are, without surrounding whitespace, line by line, and escaped as in JSON or a Python
+    repr. A key pasted with a trailing newline shows up in an HTTP client's error as ``b'...AKIA...\\n/...'``,
+    which the raw value does not match."""
     for value in values:
-        if value and value not in _secrets:
-            _secrets.append(value)
-    _secrets.sort(key=len, reverse=True)  # a secret containing another is masked whole
+        text = str(value)
+        forms = (text, text.strip(), orjson.dumps(text).decode()[1:-1], repr(text)[1:-1],
+                 *(line.strip() for line in text.splitlines()))
+        _secrets.extend(form for form in forms if form.strip() and form not in _secrets)
+    _secrets.sort(key=len, reverse=True)  # a longer form is masked whole before a shorter one it contains
 
 
 def clear_secrets() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ResponseStreamingError
 
 _HEADERS = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.PutRecords"}
 
@@ -34,8 +34,9 @@ class PutRecords:
     """Sends PutRecords calls through a boto3 Kinesis client's signer and HTTP session.
 
     Calling it returns the response's ``Records`` (one result per entry, in order), raises botocore's ClientError
-    for an AWS error answer (with its code, message and HTTP status, as boto3 would), and lets the HTTP session's
-    connection and timeout errors through. The client's ``_request_signer`` and ``_endpoint`` are private to botocore
+    for an AWS error answer (with its code, message and HTTP status, as boto3 would), ResponseStreamingError (an
+    HTTPClientError, so retried) for a 200 without a readable Records list, and lets the HTTP session's connection
+    and timeout errors through. The client's ``_request_signer`` and ``_endpoint`` are private to botocore
     but have kept their shape across its releases; a unit test pins what is used.
     """
 
@@ -57,8 +58,9 @@ class PutRecords:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             records = None
         if type(records) is not list:
-            raise ClientError({"Error": {"Code": "InvalidResponse", "Message": "PutRecords answer without Records"},
-                               "ResponseMetadata": {"HTTPStatusCode": 200}}, "PutRecords")
+            # Most likely an answer cut off mid-body: the records may or may not be written. Like a lost answer,
+            # that is retried (the sender resends every entry; duplicates are possible, loss is not).
+            raise ResponseStreamingError(error="a PutRecords answer (HTTP 200) without a readable Records list")
         return records
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import orjson
 
 from destination_kinesis.catalog import load_catalog
 from destination_kinesis.config import load_spec, parse_config, secret_values
-from destination_kinesis.errors import ConnectorError, config_error
+from destination_kinesis.errors import ConnectorError, config_error, transient_error
 from destination_kinesis.output import Output, masked, register_secrets, send_logs_to
 
 logger = logging.getLogger("airbyte")
@@ -55,7 +58,14 @@ def run(args: list[str] | None = None) -> None:
             from destination_kinesis.sync import write_sync
 
             config = parse_config(_read_config(parsed.config))
-            write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
+            with _interrupted_by_sigterm():
+                write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
+    except Interrupted:
+        logger.error("Interrupted by SIGTERM: stopped reading; states of records Kinesis accepted were emitted.")
+        output.trace(transient_error(
+            "The sync was interrupted (SIGTERM) before it finished. Every state emitted covers only records Kinesis "
+            "accepted; the next sync resumes from the last of them."))
+        sys.exit(1)
     except ConnectorError as exc:  # its TRACE carries the stack trace; the log line only says what failed
         logger.error("Failed: %s", exc.message)
         output.trace(exc)
@@ -64,6 +74,31 @@ def run(args: list[str] | None = None) -> None:
         logger.error("Failed with an unexpected error: %s", exc)
         output.trace(exc)
         sys.exit(1)
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived during ``write``.
+
+    Raised in the main thread wherever it is, so the writer's failure path runs: stop reading, cut retries short, let
+    the requests in flight finish (each within the client's timeouts), emit the states they cover. A BaseException,
+    so that no ``except Exception`` on the way mistakes it for an AWS or input error.
+    """
+
+
+@contextmanager
+def _interrupted_by_sigterm() -> Iterator[None]:
+    """Within the block, the first SIGTERM raises :class:`Interrupted`; later ones are ignored so that they cannot
+    cut short the orderly stop the first one started."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_config(path: str) -> Mapping[str, Any]:

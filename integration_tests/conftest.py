@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
+import time
 import unicodedata
 import uuid
 from collections import Counter
@@ -39,6 +42,13 @@ DEFAULT_TIMEOUT_S = 120.0
 
 Message = dict[str, Any]
 StreamKey = tuple[str | None, str]  # (namespace, name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # airbyte_cdk.test.standard_tests marks some of its tests with these; importing it (test_secrets.py runs its leak
+    # check) needs them known under --strict-markers.
+    config.addinivalue_line("markers", "image_tests: airbyte-cdk's tests of a connector's Docker image")
+    config.addinivalue_line("markers", "requires_creds: airbyte-cdk's tests that need real credentials")
 
 
 # ---------------------------------------------------------------- emulator
@@ -366,3 +376,308 @@ def assert_synced(endpoint: str, stdin_bytes: bytes, result: SyncResult) -> None
     input_messages = [message for message in input_messages if message.get("type") in ("RECORD", "STATE")]
     assert_records_written(endpoint, input_messages)
     assert_states_echoed(input_messages, result)
+
+
+# ---------------------------------------------------------------- numbered syncs: at-least-once read-back and coverage
+# Each record carries a unique integer ``seq`` in its data, so a record can be found again however often it was
+# written; the checks below allow duplicates (and count them) but fail on any loss.
+
+SEQ = "seq"
+RecordId = tuple[str, int]  # (Kinesis stream name, seq)
+
+
+def numbered_messages(streams: list[StreamKey], count: int, state_every: int, pad: int = 100) -> list[Message]:
+    """``count`` records spread round-robin over ``streams``, each with data ``{"seq": n, "pad": ...}`` and a unique
+    ``emitted_at``; after every ``state_every`` records, a STREAM state (unique integer ``id``) for each stream."""
+    messages: list[Message] = []
+    state_id = 0
+    for seq in range(count):
+        namespace, name = streams[seq % len(streams)]
+        messages.append(record(name, {SEQ: seq, "pad": "p" * pad}, EMITTED_AT + seq, namespace))
+        if seq % state_every == state_every - 1 or seq == count - 1:
+            for namespace, name in streams:
+                state_id += 1
+                messages.append(stream_state(state_id, name, namespace, cursor=seq))
+    return messages
+
+
+def record_seq(data: bytes) -> int | None:
+    """The ``seq`` of a Kinesis record's data, or None when it is not the envelope of a numbered record."""
+    envelope = loads(data)
+    payload = envelope.get("_airbyte_data") if isinstance(envelope, dict) else None
+    seq = payload.get(SEQ) if isinstance(payload, dict) else None
+    return seq if type(seq) is int else None
+
+
+def _scope(message: Message, all_streams: Iterable[str]) -> list[str]:
+    """The Kinesis streams whose earlier records a STATE message vouches for."""
+    state = message["state"]
+    if state.get("type") == "STREAM":
+        descriptor = state["stream"]["stream_descriptor"]
+        return [kinesis_stream_name(descriptor.get("namespace"), descriptor["name"])]
+    return list(all_streams)
+
+
+class Coverage:
+    """Which records each input state vouches for: every earlier record of its scope.
+
+    :meth:`missing` answers, for a state the connector emitted, which of those records are not (yet) in a set of
+    written record ids. It remembers how far each stream is known to be written, so checking many states against a
+    growing set costs one pass over the input.
+    """
+
+    def __init__(self, input_messages: list[Message]):
+        self.order: dict[str, list[int]] = {}  # Kinesis stream → its seqs in input order
+        self._needs: dict[Any, dict[str, int]] = {}  # state id → Kinesis stream → records of it before the state
+        self._written_up_to: dict[str, int] = {}
+        for message in input_messages:
+            if message["type"] == "RECORD":
+                body = message["record"]
+                name = kinesis_stream_name(body.get("namespace"), body["stream"])
+                self.order.setdefault(name, []).append(body["data"][SEQ])
+            elif message["type"] == "STATE":
+                scope = _scope(message, self.order)
+                self._needs[message["state"]["id"]] = {name: len(self.order.get(name, [])) for name in scope}
+
+    def needs(self, state: Message) -> dict[str, int]:
+        """Kinesis stream → how many of its first records (in input order) the emitted ``state`` vouches for."""
+        return self._needs[state["state"]["id"]]
+
+    def missing(self, state: Message, written: set[RecordId] | Counter[RecordId]) -> list[RecordId]:
+        """The records ``state`` vouches for that are not in ``written`` (which may only grow between calls)."""
+        gaps = []
+        for name, needed in self.needs(state).items():
+            seqs = self.order[name] if needed else []
+            done = self._written_up_to.get(name, 0)
+            while done < len(seqs) and (name, seqs[done]) in written:
+                done += 1
+            self._written_up_to[name] = done
+            gaps.extend((name, seq) for seq in seqs[done:needed] if (name, seq) not in written)
+        return gaps
+
+
+@dataclass
+class ReadBack:
+    """What the Kinesis streams hold of a numbered input: how often each record is there, and its duplicates."""
+
+    counts: Counter[RecordId]
+    resent: int  # extra copies with an ab_id seen before: the same entry written again after an ambiguous failure
+    rewritten: int  # extra copies with a new ab_id: the record sent again by a replayed input
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def duplicates(self) -> int:
+        return self.resent + self.rewritten
+
+    def missing(self, expected: Iterable[RecordId]) -> list[RecordId]:
+        return [key for key in expected if not self.counts[key]]
+
+
+def input_records(input_messages: list[Message]) -> dict[RecordId, Any]:
+    """The numbered records of an input by (Kinesis stream, seq), each with its data."""
+    records: dict[RecordId, Any] = {}
+    for message in input_messages:
+        if message["type"] == "RECORD":
+            body = message["record"]
+            records[(kinesis_stream_name(body.get("namespace"), body["stream"]), body["data"][SEQ])] = body["data"]
+    return records
+
+
+def read_back(endpoint: str, input_messages: list[Message]) -> ReadBack:
+    """Read every shard of every stream the input writes to. Every Kinesis record must be the envelope of an input
+    record with its exact data and its ``_airbyte_ab_id`` as partition key; copies are counted, never refused."""
+    expected = input_records(input_messages)
+    counts: Counter[RecordId] = Counter()
+    ab_ids: set[str] = set()
+    resent = rewritten = 0
+    for stream_name in dict.fromkeys(name for name, _ in expected):
+        for item in read_stream(endpoint, stream_name):
+            envelope = loads(item["data"])
+            assert isinstance(envelope, dict) and set(envelope) == ENVELOPE_KEYS, f"{stream_name}: {envelope!r:.300}"
+            ab_id = envelope["_airbyte_ab_id"]
+            assert item["partition_key"] == ab_id, f"{stream_name}: partition key is not the ab_id"
+            data = envelope["_airbyte_data"]
+            key = (stream_name, data.get(SEQ) if isinstance(data, dict) else None)
+            assert key in expected, f"{stream_name}: a record that is not in the input: {data!r:.200}"
+            assert data == expected[key], f"{stream_name}: the data of seq {key[1]} differs from the input"
+            if counts[key]:
+                if ab_id in ab_ids:
+                    resent += 1
+                else:
+                    rewritten += 1
+            counts[key] += 1
+            ab_ids.add(ab_id)
+    return ReadBack(counts, resent, rewritten)
+
+
+# ---------------------------------------------------------------- a connector running in the background
+
+
+class RunningConnector:
+    """``destination-kinesis`` as a child process whose stdout is read line by line while it runs.
+
+    A thread feeds ``stdin_bytes`` (and closes stdin after them unless ``keep_stdin_open``); another reads stdout and
+    calls ``on_message`` with each Airbyte message the moment its line arrives, so a check made there sees the world
+    as it was when the connector printed the line (give or take the pipe). :meth:`messages` yields the same messages
+    to the test thread. Every wait is bounded; :meth:`close` kills the process if it still runs.
+    """
+
+    def __init__(self, args: list[str], stdin_bytes: bytes, keep_stdin_open: bool = False,
+                 on_message: Callable[[Message], None] | None = None):
+        if not CONNECTOR.exists():
+            pytest.fail(f"{CONNECTOR} is missing: install the connector with `pip install -e .`", pytrace=False)
+        self.args = [str(CONNECTOR), *args]
+        self.process = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+        self.started = time.monotonic()
+        self.stdin_done = threading.Event()  # every stdin byte was written (the connector may not have read them)
+        self._keep_stdin_open = keep_stdin_open
+        self._on_message = on_message
+        self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self.messages_seen: list[Message] = []
+        self.callback_errors: list[BaseException] = []
+        self._threads = [
+            threading.Thread(target=self._feed, args=(stdin_bytes,), daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _feed(self, stdin_bytes: bytes) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            view = memoryview(stdin_bytes)
+            for start in range(0, len(view), 1 << 16):
+                stdin.write(view[start : start + (1 << 16)])
+            stdin.flush()
+            self.stdin_done.set()
+            if not self._keep_stdin_open:
+                stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the connector exited (or was killed) before reading everything
+
+    def _read_stdout(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        for line in stdout:
+            self._stdout += line
+            if not line.strip():
+                continue
+            message = loads(line)
+            if self._on_message is not None:
+                try:
+                    self._on_message(message)
+                except BaseException as error:  # reported to the test by result()
+                    self.callback_errors.append(error)
+            self._queue.put(message)
+        self._queue.put(None)
+
+    def _read_stderr(self) -> None:
+        stderr = self.process.stderr
+        assert stderr is not None
+        for chunk in iter(lambda: stderr.read1(1 << 16), b""):
+            self._stderr += chunk
+
+    def messages(self, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[Message]:
+        """Each stdout message as it arrives, until stdout closes; fails the test if that takes over ``timeout``
+        seconds from the start."""
+        deadline = self.started + timeout
+        while True:
+            try:
+                message = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                message = TIMED_OUT
+            if message is TIMED_OUT:
+                self.close()
+                pytest.fail(f"the connector did not finish within {timeout:.0f} s; stderr tail: "
+                            f"{bytes(self._stderr[-2000:]).decode(errors='replace')}", pytrace=False)
+            if message is None:
+                return
+            self.messages_seen.append(message)
+            yield message
+
+    def send_signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT_S) -> SyncResult:
+        """Read every message, wait for the exit (bounded by ``timeout`` from the start), return the result."""
+        for _ in self.messages(timeout):
+            pass
+        try:
+            self.process.wait(timeout=max(1.0, self.started + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.close()
+            pytest.fail(f"the connector closed stdout but did not exit within {timeout:.0f} s", pytrace=False)
+        for thread in self._threads[1:]:
+            thread.join(STOP_READERS_S)
+        self.close()
+        if self.callback_errors:
+            raise self.callback_errors[0]
+        completed = subprocess.CompletedProcess(self.args, self.process.returncode, bytes(self._stdout),
+                                                bytes(self._stderr))
+        return SyncResult(completed, list(self.messages_seen))
+
+    def close(self) -> None:
+        """Kill the process if it still runs and close its pipes. Safe to call twice."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_READERS_S)
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def __enter__(self) -> RunningConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+STOP_READERS_S = 10.0
+TIMED_OUT: Message = {"type": "timed out"}
+
+
+def write_args(tmp_path: Path, endpoint: str, streams: Iterable[StreamKey | dict[str, Any]],
+               **config_overrides: Any) -> list[str]:
+    """The ``write`` arguments, with a config for ``endpoint`` and a catalog of ``streams`` written to ``tmp_path``."""
+    config = write_json(tmp_path / "config.json", connector_config(endpoint, **config_overrides))
+    catalog_path = write_json(tmp_path / "catalog.json", catalog(streams))
+    return ["write", "--config", str(config), "--catalog", str(catalog_path)]
+
+
+class LiveCoverage:
+    """Checks each state the moment the connector prints it against the records the fault proxy saw Kinesis accept.
+
+    Pass :meth:`on_written` to the :class:`~integration_tests.fault_proxy.FaultProxy` and :meth:`on_message` to the
+    :class:`RunningConnector`. The proxy notes a record before it answers the connector, so a state printed after its
+    records were accepted is never flagged; :attr:`early` lists the states printed before (their id and gaps).
+    """
+
+    def __init__(self, input_messages: list[Message]):
+        self._coverage = Coverage(input_messages)
+        self.written: set[RecordId] = set()
+        self.early: list[tuple[Any, list[RecordId]]] = []
+        self._lock = threading.Lock()
+
+    def on_written(self, stream_name: str, data: bytes) -> None:
+        seq = record_seq(data)
+        with self._lock:
+            self.written.add((stream_name, seq if seq is not None else -1))
+
+    def on_message(self, message: Message) -> None:
+        if message.get("type") != "STATE":
+            return
+        with self._lock:
+            gaps = self._coverage.missing(message, self.written)
+        if gaps:
+            self.early.append((message["state"].get("id"), gaps[:5]))

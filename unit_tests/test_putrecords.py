@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, ResponseStreamingError
 
 from destination_kinesis import aws_errors
 from destination_kinesis.client import aws_session, kinesis_client
@@ -352,11 +352,13 @@ def test_server_error_without_json_matches_boto3s(endpoint: Endpoint, client: An
 @pytest.mark.parametrize("body", [b'{"FailedRecordCount":0}', b"", b"not json", b'{"Records":null}', b"[]"],
                          ids=["no Records", "empty", "not JSON", "Records null", "not an object"])
 def test_ok_answer_without_records_raises(endpoint: Endpoint, put: PutRecords, body: bytes) -> None:
-    """A 200 that does not carry a Records list cannot say what was written: it raises, never returns."""
+    """A 200 that does not carry a Records list (an answer cut off mid-body) cannot say what was written: it raises
+    a retryable error, never returns, so the sender resends every entry."""
     endpoint.script.append(Answer(200, body))
-    error = _error(put)
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 200
-    assert "Records" in error.response["Error"]["Message"]
+    with pytest.raises(ResponseStreamingError) as caught:
+        put(STREAM, [encoded(b"x", "k")])
+    assert "Records" in str(caught.value)
+    assert aws_errors.is_retryable(caught.value)
 
 
 def test_unreachable_endpoint_raises_the_clients_connection_error() -> None:

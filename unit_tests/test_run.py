@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import HTTPClientError
 
-from destination_kinesis import sync
+from destination_kinesis import destination, sync
 from destination_kinesis.run import run
-from unit_tests.conftest import REPO_ROOT, FakeSyncClient, lines, record_line, stream_state_line, write_all
+from unit_tests.conftest import (
+    REPO_ROOT,
+    FakeSyncClient,
+    lines,
+    record_line,
+    stream_state_line,
+    write_all,
+)
 
 pytestmark = pytest.mark.usefixtures("restore_logging", "clear_secrets")
 
@@ -100,3 +111,71 @@ def test_output_stays_json_whatever_the_secret_values(tmp_path: Path,
                                                                "bufferSize": 0})])
     statuses = [m for m in _messages(capsysbinary.readouterr().out) if m["type"] == "CONNECTION_STATUS"]
     assert statuses[0]["connectionStatus"]["status"] == "FAILED"
+
+
+def test_check_masks_a_secret_quoted_with_escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """An access key pasted with a trailing newline, quoted by the HTTP client as ``b'...KEY\\n...'``, is masked."""
+    key = "AKIA-RUN-NEWLINE-0042"
+    header = ("Credential=" + key + "\n/20261123").encode()
+    quoted = f"Invalid header value {header!r}"
+    client = FakeSyncClient(list_error=HTTPClientError(error=ValueError(quoted)))
+    monkeypatch.setattr(destination, "kinesis_client", lambda *args, **kwargs: client)
+    run(["check", "--config", _file(tmp_path, "config.json", {"accessKey": key + "\n", "privateKey": SECRET})])
+    out = capsysbinary.readouterr().out
+    (status,) = [m for m in _messages(out) if m["type"] == "CONNECTION_STATUS"]
+    assert status["connectionStatus"]["status"] == "FAILED" and "****" in status["connectionStatus"]["message"]
+    assert key.encode() not in out
+
+
+def test_sigterm_during_write_ends_with_an_interrupted_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """SIGTERM while a request is in flight and the source is still sending: the request finishes, the state of its
+    record comes out, then a transient_error TRACE saying the sync was interrupted; exit code 1; the previous
+    SIGTERM handler is back."""
+    received: list[int] = []
+
+    def fallback(signum: int, frame: object) -> None:  # if run() installed no handler, the test fails, not pytest
+        received.append(signum)
+
+    client = FakeSyncClient(existing=("_users",))
+    client.gate = threading.Event()
+
+    def terminate_while_in_flight() -> None:
+        assert client.entered.acquire(timeout=10), "no PutRecords call"
+        time.sleep(0.2)  # the main thread is back waiting in select, where the platform's SIGTERM finds it
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        time.sleep(0.2)
+        client.gate.set()
+
+    monkeypatch.setattr(sync, "kinesis_client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(sync, "PutRecords", lambda given: given)
+    read_fd, write_fd = os.pipe()  # write_fd stays open until the end: the source is still sending
+    write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
+
+    class Stdin:
+        def fileno(self) -> int:
+            return read_fd
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    config = _file(tmp_path, "config.json", {"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET})
+    catalog = _file(tmp_path, "catalog.json", {"streams": [{"stream": {"name": "users"}}]})
+    terminator = threading.Thread(target=terminate_while_in_flight)
+    previous = signal.signal(signal.SIGTERM, fallback)
+    try:
+        terminator.start()
+        with pytest.raises(SystemExit) as exited:
+            run(["write", "--config", config, "--catalog", catalog])
+        assert signal.getsignal(signal.SIGTERM) is fallback
+    finally:
+        client.gate.set()
+        terminator.join(10)
+        signal.signal(signal.SIGTERM, previous)
+        os.close(read_fd)
+        os.close(write_fd)
+    assert exited.value.code == 1 and received == []
+    messages = _messages(capsysbinary.readouterr().out)
+    assert [m["state"]["id"] for m in messages if m["type"] == "STATE"] == [7]
+    assert messages[-1]["type"] == "TRACE"
+    error = messages[-1]["trace"]["error"]
+    assert error["failure_type"] == "transient_error" and "interrupted (SIGTERM)" in error["message"]
