@@ -21,6 +21,10 @@ import pytest
 
 from .kinesis_emulator import Emulator, EmulatorError, read_stream, start_kinesalite
 
+# airbyte-cdk's standard suite (test_conformance.py) takes its scenarios and options from these hooks.
+pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR = Path(sys.executable).parent / "destination-kinesis"
 REGION = "us-east-1"
 SHARD_COUNT = 3
@@ -296,3 +300,42 @@ def assert_synced(endpoint: str, stdin_bytes: bytes, result: SyncResult) -> None
     input_messages = [message for message in input_messages if message.get("type") in ("RECORD", "STATE")]
     assert_records_written(endpoint, input_messages)
     assert_states_echoed(input_messages, result)
+
+
+# ---------------------------------------------------------------- Docker
+
+
+IMAGE_TAG = "airbyte/destination-kinesis:dev-test"
+DOCKER_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker SDK client whose engine answers a ping. Without one, every test that needs it is skipped, with the
+    reason; that a ``docker`` command is installed is not enough (here the client is, and no daemon runs)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+        client.ping()
+    except Exception as error:  # noqa: BLE001 - whatever the reason, there is no engine to build or run with
+        reason = f"no Docker engine answers ({error})"
+    else:
+        reason = ""
+    if reason:  # outside the except block, so the report shows only the reason
+        pytest.skip(reason)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def connector_image(docker_client: Any) -> str:
+    """The image built from this repository's Dockerfile with the docker SDK (the classic builder), as IMAGE_TAG."""
+    from docker.errors import BuildError
+
+    try:
+        docker_client.images.build(path=str(REPO_ROOT), tag=IMAGE_TAG, rm=True, forcerm=True)
+    except BuildError as error:
+        log = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in error.build_log)
+        pytest.fail(f"docker build failed: {error.msg}\n{log[-5000:]}", pytrace=False)
+    return IMAGE_TAG
