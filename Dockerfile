@@ -1,23 +1,31 @@
-# The connector image, built the way Airbyte builds Python connectors: the package is built as a wheel in a builder
-# stage and installed (not editable) on the pinned base image, which runs as the non-root user airbyte.
-# BASE_IMAGE must stay equal to connectorBuildOptions.baseImage in metadata.yaml.
+# The connector image, built the way Airbyte builds Python connectors. The builder stage turns the package into a
+# wheel and installs that wheel (not an editable install) with its dependencies into a virtual environment; the final
+# stage copies only that environment and the entrypoint onto the same pinned base image and runs as its non-root user.
+# BASE_IMAGE must stay equal to connectorBuildOptions.baseImage in metadata.yaml (unit_tests/test_dockerfile.py checks).
+# Only classic-builder instructions are used (no RUN --mount, COPY --chmod or heredocs), so BuildKit, the classic
+# builder and the docker Python SDK that integration_tests/test_docker_image.py uses all build it the same way.
 ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473649ecb593f56f58e5d0096a87ee0b231777e2e3e73
 
 FROM ${BASE_IMAGE} AS builder
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY destination_kinesis ./destination_kinesis
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+# pip itself is not needed to run the connector, so it leaves the environment once the install is done.
+RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /build/dist . \
+    && python -m venv /opt/destination-kinesis \
+    && /opt/destination-kinesis/bin/pip install --no-cache-dir /build/dist/*.whl \
+    && /opt/destination-kinesis/bin/pip uninstall --yes pip setuptools
 
 FROM ${BASE_IMAGE}
-USER root
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python -m pip install --no-cache-dir /wheels/*.whl
+COPY --from=builder /opt/destination-kinesis /opt/destination-kinesis
+ENV PATH="/opt/destination-kinesis/bin:${PATH}"
 WORKDIR /airbyte/integration_code
-COPY --chmod=755 entrypoint.sh ./entrypoint.sh
+COPY entrypoint.sh ./
 ENV AIRBYTE_ENTRYPOINT="/airbyte/integration_code/entrypoint.sh"
-USER airbyte
 ENTRYPOINT ["/airbyte/integration_code/entrypoint.sh"]
+# The base image creates the user airbyte (uid 1000); Airbyte's own connector template names it the same way.
+# hadolint ignore=DL3066
+USER airbyte
 
 LABEL io.airbyte.name=airbyte/destination-kinesis
 LABEL io.airbyte.version=1.0.0

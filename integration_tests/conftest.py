@@ -33,6 +33,10 @@ from .kinesis_emulator import (
     start_moto,
 )
 
+# airbyte-cdk's standard suite (test_conformance.py) takes its scenarios and options from these hooks.
+pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR = Path(sys.executable).parent / "destination-kinesis"
 REGION = "us-east-1"
 SHARD_COUNT = 3
@@ -681,3 +685,42 @@ class LiveCoverage:
             gaps = self._coverage.missing(message, self.written)
         if gaps:
             self.early.append((message["state"].get("id"), gaps[:5]))
+
+
+# ---------------------------------------------------------------- Docker
+
+
+IMAGE_TAG = "airbyte/destination-kinesis:dev-test"
+DOCKER_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker SDK client whose engine answers a ping. Without one, every test that needs it is skipped, with the
+    reason; that a ``docker`` command is installed is not enough (here the client is, and no daemon runs)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+        client.ping()
+    except Exception as error:  # noqa: BLE001 - whatever the reason, there is no engine to build or run with
+        reason = f"no Docker engine answers ({error})"
+    else:
+        reason = ""
+    if reason:  # outside the except block, so the report shows only the reason
+        pytest.skip(reason)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def connector_image(docker_client: Any) -> str:
+    """The image built from this repository's Dockerfile with the docker SDK (the classic builder), as IMAGE_TAG."""
+    from docker.errors import BuildError
+
+    try:
+        docker_client.images.build(path=str(REPO_ROOT), tag=IMAGE_TAG, rm=True, forcerm=True)
+    except BuildError as error:
+        log = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in error.build_log)
+        pytest.fail(f"docker build failed: {error.msg}\n{log[-5000:]}", pytrace=False)
+    return IMAGE_TAG
