@@ -21,7 +21,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
+from docker.errors import BuildError
 
 from .kinesis_emulator import (
     Emulator,
@@ -691,17 +693,16 @@ class LiveCoverage:
 
 
 IMAGE_TAG = "airbyte/destination-kinesis:dev-test"
-DOCKER_TIMEOUT_S = 600
+DOCKER_API_TIMEOUT_S = 30  # each API call; an engine that does not answer in this time counts as none
+DOCKER_BUILD_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """A docker SDK client whose engine answers a ping. Without one, every test that needs it is skipped, with the
     reason; that a ``docker`` command is installed is not enough (here the client is, and no daemon runs)."""
-    import docker
-
     try:
-        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+        client = docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
         client.ping()
     except Exception as error:  # noqa: BLE001 - whatever the reason, there is no engine to build or run with
         reason = f"no Docker engine answers ({error})"
@@ -716,10 +717,9 @@ def docker_client() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def connector_image(docker_client: Any) -> str:
     """The image built from this repository's Dockerfile with the docker SDK (the classic builder), as IMAGE_TAG."""
-    from docker.errors import BuildError
-
     try:
-        docker_client.images.build(path=str(REPO_ROOT), tag=IMAGE_TAG, rm=True, forcerm=True)
+        docker_client.images.build(path=str(REPO_ROOT), tag=IMAGE_TAG, rm=True, forcerm=True,
+                                   timeout=DOCKER_BUILD_TIMEOUT_S)
     except BuildError as error:
         log = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in error.build_log)
         pytest.fail(f"docker build failed: {error.msg}\n{log[-5000:]}", pytrace=False)
