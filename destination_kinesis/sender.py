@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,7 +24,6 @@ from tenacity import (
     stop_after_delay,
     stop_any,
     stop_when_event_set,
-    wait_random_exponential,
 )
 
 from destination_kinesis import aws_errors
@@ -73,9 +73,16 @@ def put_batch(put: Put, batch: Batch, retry_seconds: float, abort: threading.Eve
     """
     stats = SendStats()
     pending: list[bytes] = batch.entries
+    stalled = 0  # calls in a row that got no entry accepted
+
+    def backoff(_: object) -> float:
+        # Full jitter over an exponential that starts again whenever a call got entries through: a stream that
+        # takes half of each call is making progress and is not kept waiting as long as one that takes nothing.
+        return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (stalled - 1)))
+
     retrying = Retrying(
         stop=stop_any(stop_after_delay(retry_seconds), stop_when_event_set(abort)),
-        wait=wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_MAX_SECONDS),
+        wait=backoff,
         retry=retry_if_exception(_retryable),
         sleep=lambda seconds: _interruptible_sleep(abort, seconds),
         reraise=True,
@@ -84,7 +91,11 @@ def put_batch(put: Put, batch: Batch, retry_seconds: float, abort: threading.Eve
         for attempt in retrying:
             with attempt:
                 stats.calls += 1
+                stalled += 1
+                before = len(pending)
                 pending, codes, last_message = _put_once(put, batch.stream_name, pending, stats, pressure)
+                if len(pending) < before:
+                    stalled = 1
                 if pending:
                     raise EntriesFailed(codes, last_message)
     except ConnectorError:

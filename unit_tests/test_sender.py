@@ -222,7 +222,7 @@ def test_abort_interrupts_a_long_backoff(monkeypatch: pytest.MonkeyPatch) -> Non
     attempt that was due runs, then the batch fails as transient_error."""
     monkeypatch.setattr(sender, "BACKOFF_BASE_SECONDS", 60.0)
     monkeypatch.setattr(sender, "BACKOFF_MAX_SECONDS", 60.0)
-    monkeypatch.setattr(sender, "wait_random_exponential", lambda **kw: (lambda state: kw["max"]))
+    monkeypatch.setattr(sender.random, "uniform", lambda low, high: high)
     abort = threading.Event()
     client = FakeKinesisClient(default=fail_entries({0}))
     done = threading.Event()
@@ -441,3 +441,17 @@ def test_sender_limit_follows_pressure_after_throttling() -> None:
         assert s.pressure.decreases == 1
     finally:
         s.close()
+
+
+def test_backoff_grows_while_nothing_gets_through_and_starts_again_on_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole-call errors wait longer each time (full jitter over 0.1, 0.2, 0.4 s...); a call that gets some entries
+    accepted brings the wait back to the base, so a stream taking half of each call is not slowed down for it."""
+    waits: list[float] = []
+    monkeypatch.setattr(sender.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(sender, "_interruptible_sleep", lambda abort, seconds: waits.append(seconds))
+    throttle = client_error("ProvisionedThroughputExceededException")
+    client = FakeKinesisClient([throttle, throttle, throttle, fail_entries({0, 1, 2}), fail_entries({0}),
+                                fail_entries({0})])
+    _put(client, make_batch(4), retry_seconds=600.0)
+    base = sender.BACKOFF_BASE_SECONDS
+    assert waits == [base, 2 * base, 4 * base, base, base, 2 * base]
