@@ -93,7 +93,8 @@ class FaultProxy:
     """The proxy; ``start()`` it, point the connector at :attr:`endpoint`, ``stop()`` it (or use ``with``).
 
     :attr:`injected` counts the faults injected by kind, plus ``calls`` (PutRecords calls seen), ``entries``
-    (entries in them) and ``failed_entries`` (entries answered as failed without being written).
+    (entries in them), ``failed_entries`` (entries answered as failed without being written) and ``wrong_count``
+    (answers whose FailedRecordCount lies).
     """
 
     def __init__(self, backend: str, plan: FaultPlan, on_written: WrittenCallback | None = None):
@@ -197,6 +198,7 @@ class FaultProxy:
             if kind != "pass":
                 self.injected[kind] += 1
             self.injected["failed_entries"] += sum(failing)
+            self.injected["wrong_count"] += lies
             return kind, failing, lies
 
     def _written(self, stream: str, entries: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
@@ -367,7 +369,10 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + limit
         while not stopping.is_set() and time.monotonic() < deadline:
             readable, _, _ = select.select([self.connection], [], [], 0.2)
-            if readable and not self.connection.recv(1, socket.MSG_PEEK):
-                break  # the client gave up and closed
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    break  # the client gave up and closed
+            except OSError:
+                break  # or reset the connection
         self.close_connection = True
 
