@@ -7,7 +7,6 @@ accept; after the run every record is read back from every shard. Duplicates are
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -106,17 +105,17 @@ RETRY_TIMEOUT_S = 20
 
 
 def test_throttling_that_never_ends(kinesalite: Emulator, tmp_path: Path) -> None:
-    """Scenario 3: from 2 s after the first PutRecords on, every call is throttled for good. With
+    """Scenario 3: from the 31st PutRecords call on, every call is throttled for good. With
     ``retryTimeoutSeconds`` 20 the sync fails after retrying about that long (well within a minute): exit code
     non-zero, a transient_error TRACE naming the stream and the throttling, and every state it printed covers
     only records that are in Kinesis (checked as printed, and again by reading everything back).
 
     Needs the optional config key ``retryTimeoutSeconds``; without it the connector retries for 300 s and the test
     fails when its 90-second limit kills the connector."""
-    plan = FaultPlan(seed=301, throttle_window=(2.0, math.inf))
+    plan = FaultPlan(seed=301, throttle_from_call=31)
     run = faulty_sync(kinesalite, tmp_path, plan, count=20_000, state_every=500, timeout=90, bufferSize=100,
                       retryTimeoutSeconds=RETRY_TIMEOUT_S)
-    run.report("throttled for good after 2 s", plan.seed)
+    run.report("throttled for good after 30 calls", plan.seed)
 
     assert run.result.process.returncode != 0, run.result.describe()
     assert RETRY_TIMEOUT_S <= run.seconds < RETRY_TIMEOUT_S + 40, f"failed after {run.seconds:.1f} s"
