@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import math
 import random
 import select
 import socket
@@ -68,9 +69,10 @@ class FaultPlan:
     ``calls`` maps a fault of :data:`CALL_FAULTS` to the probability that a call gets it (at most one fault per call;
     the rest pass untouched). A ``partial`` call fails each entry with probability ``entry_failure``; its
     FailedRecordCount is wrong with probability ``wrong_count``. Every call is throttled while the seconds since the
-    first PutRecords are within ``throttle_window`` (``(2.0, math.inf)``: from 2 s on, forever). At most
-    ``max_hangs`` calls hang. Calls to the operations named in ``reject_signature_of`` (e.g. ``"ListStreams"``) are
-    refused with an IncompleteSignatureException that echoes the request.
+    first PutRecords are within ``throttle_window`` (``(0.0, 5.0)``: for the first 5 s), and every call from the
+    ``throttle_from_call``-th on (counting from 1: forever). At most ``max_hangs`` calls hang. Calls to the
+    operations named in ``reject_signature_of`` (e.g. ``"ListStreams"``) are refused with an
+    IncompleteSignatureException that echoes the request.
     """
 
     seed: int
@@ -78,6 +80,7 @@ class FaultPlan:
     entry_failure: float = 0.0
     wrong_count: float = 0.0
     throttle_window: tuple[float, float] = (0.0, 0.0)
+    throttle_from_call: float = math.inf
     slow_seconds: float = 1.0
     max_hangs: int = 1
     hang_limit_seconds: float = 60.0
@@ -93,7 +96,8 @@ class FaultProxy:
     """The proxy; ``start()`` it, point the connector at :attr:`endpoint`, ``stop()`` it (or use ``with``).
 
     :attr:`injected` counts the faults injected by kind, plus ``calls`` (PutRecords calls seen), ``entries``
-    (entries in them) and ``failed_entries`` (entries answered as failed without being written).
+    (entries in them), ``failed_entries`` (entries answered as failed without being written) and ``wrong_count``
+    (answers whose FailedRecordCount lies).
     """
 
     def __init__(self, backend: str, plan: FaultPlan, on_written: WrittenCallback | None = None):
@@ -177,7 +181,8 @@ class FaultProxy:
                 self._first_put = now
             self.injected["calls"] += 1
             self.injected["entries"] += entries
-            if plan.throttle_window[0] <= now - self._first_put < plan.throttle_window[1]:
+            if (plan.throttle_window[0] <= now - self._first_put < plan.throttle_window[1]
+                    or self.injected["calls"] >= plan.throttle_from_call):
                 kind = "throttle"
             else:
                 kind = "pass"
@@ -197,6 +202,7 @@ class FaultProxy:
             if kind != "pass":
                 self.injected[kind] += 1
             self.injected["failed_entries"] += sum(failing)
+            self.injected["wrong_count"] += lies
             return kind, failing, lies
 
     def _written(self, stream: str, entries: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
@@ -367,7 +373,10 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + limit
         while not stopping.is_set() and time.monotonic() < deadline:
             readable, _, _ = select.select([self.connection], [], [], 0.2)
-            if readable and not self.connection.recv(1, socket.MSG_PEEK):
-                break  # the client gave up and closed
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    break  # the client gave up and closed
+            except OSError:
+                break  # or reset the connection
         self.close_connection = True
 

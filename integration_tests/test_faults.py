@@ -7,7 +7,6 @@ accept; after the run every record is read back from every shard. Duplicates are
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -75,18 +74,24 @@ def faulty_sync(kinesalite: Emulator, tmp_path: Path, plan: FaultPlan, count: in
     return FaultRun(messages, result, dict(proxy.injected), live.early, seconds, written)
 
 
-@pytest.mark.parametrize(("failure_rate", "seed"), [(0.1, 101), (0.5, 105)], ids=["10%", "50%"])
-def test_entries_failing_on_every_call(kinesalite: Emulator, tmp_path: Path, failure_rate: float, seed: int) -> None:
+@pytest.mark.parametrize(("failure_rate", "count", "seed"), [(0.1, 20_000, 101), (0.5, 5_000, 105)],
+                         ids=["10%", "50%"])
+def test_entries_failing_on_every_call(kinesalite: Emulator, tmp_path: Path, failure_rate: float, count: int,
+                                       seed: int) -> None:
     """Scenario 1: on every PutRecords call each entry fails (throttled or internal failure, not written) with the
-    given probability, and FailedRecordCount is wrong on 30% of the calls. A whole sync of 20,000 records
-    succeeds within a bounded time, every record arrives, and no state is printed before its records are in."""
+    given probability, and FailedRecordCount is wrong on 30% of the calls. The whole sync (20,000 records at 10%,
+    5,000 at 50%) succeeds within a bounded time, every record arrives, and no state is printed before its records
+    are in.
+
+    At 50% a 500-entry batch needs about 10 calls and sleeps about 16 s of backoff, and the connector halves its
+    requests in flight on throttling, so 20,000 records took 331 s (nothing lost); 5,000 keep the suite's time."""
     plan = FaultPlan(seed=seed, calls={"partial": 1.0}, entry_failure=failure_rate, wrong_count=0.3)
-    run = faulty_sync(kinesalite, tmp_path, plan, count=20_000, state_every=1_000, timeout=240, bufferSize=500)
+    run = faulty_sync(kinesalite, tmp_path, plan, count=count, state_every=1_000, timeout=300, bufferSize=500)
     run.report(f"{failure_rate:.0%} of entries failing", seed)
     assert run.result.process.returncode == 0, run.result.describe()
     run.assert_nothing_lost()
     assert_states_echoed(run.messages, run.result)
-    assert run.injected["failed_entries"] > failure_rate * 20_000 / 2, "the proxy failed too few entries"
+    assert run.injected["failed_entries"] > failure_rate * count / 2, "the proxy failed too few entries"
 
 
 def test_throttled_for_a_while_then_recovering(kinesalite: Emulator, tmp_path: Path) -> None:
@@ -106,17 +111,17 @@ RETRY_TIMEOUT_S = 20
 
 
 def test_throttling_that_never_ends(kinesalite: Emulator, tmp_path: Path) -> None:
-    """Scenario 3: from 2 s after the first PutRecords on, every call is throttled for good. With
+    """Scenario 3: from the 31st PutRecords call on, every call is throttled for good. With
     ``retryTimeoutSeconds`` 20 the sync fails after retrying about that long (well within a minute): exit code
     non-zero, a transient_error TRACE naming the stream and the throttling, and every state it printed covers
     only records that are in Kinesis (checked as printed, and again by reading everything back).
 
     Needs the optional config key ``retryTimeoutSeconds``; without it the connector retries for 300 s and the test
     fails when its 90-second limit kills the connector."""
-    plan = FaultPlan(seed=301, throttle_window=(2.0, math.inf))
+    plan = FaultPlan(seed=301, throttle_from_call=31)
     run = faulty_sync(kinesalite, tmp_path, plan, count=20_000, state_every=500, timeout=90, bufferSize=100,
                       retryTimeoutSeconds=RETRY_TIMEOUT_S)
-    run.report("throttled for good after 2 s", plan.seed)
+    run.report("throttled for good after 30 calls", plan.seed)
 
     assert run.result.process.returncode != 0, run.result.describe()
     assert RETRY_TIMEOUT_S <= run.seconds < RETRY_TIMEOUT_S + 40, f"failed after {run.seconds:.1f} s"
