@@ -39,6 +39,25 @@ def _file(tmp_path: Path, name: str, content: Any) -> str:
     return str(path)
 
 
+def _stdin_with_a_record_and_a_state(monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Make stdin a pipe holding one record of 'users' and its state (id 7); return both ends."""
+    read_fd, write_fd = os.pipe()
+    write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
+
+    class Stdin:
+        def fileno(self) -> int:
+            return read_fd
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    return read_fd, write_fd
+
+
+def _write_files(tmp_path: Path) -> tuple[str, str]:
+    """A config and a catalog with the stream 'users', as file paths."""
+    config = _file(tmp_path, "config.json", {"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET})
+    return config, _file(tmp_path, "catalog.json", {"streams": [{"stream": {"name": "users"}}]})
+
+
 def test_spec(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     """spec prints exactly one SPEC message with the packaged connectionSpecification."""
     run(["spec"])
@@ -82,17 +101,9 @@ def test_write_end_to_end_with_a_fake_kinesis(tmp_path: Path, monkeypatch: pytes
     client = FakeSyncClient(existing=("_users",))
     monkeypatch.setattr(sync, "kinesis_client", lambda *args, **kwargs: client)
     monkeypatch.setattr(sync, "PutRecords", lambda given: given)
-    read_fd, write_fd = os.pipe()
-    write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
+    read_fd, write_fd = _stdin_with_a_record_and_a_state(monkeypatch)
     os.close(write_fd)
-
-    class Stdin:
-        def fileno(self) -> int:
-            return read_fd
-
-    monkeypatch.setattr("sys.stdin", Stdin())
-    config = _file(tmp_path, "config.json", {"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET})
-    catalog = _file(tmp_path, "catalog.json", {"streams": [{"stream": {"name": "users"}}]})
+    config, catalog = _write_files(tmp_path)
     try:
         run(["write", "--config", config, "--catalog", catalog])
     finally:
@@ -150,16 +161,8 @@ def test_sigterm_during_write_ends_with_an_interrupted_trace(tmp_path: Path, mon
 
     monkeypatch.setattr(sync, "kinesis_client", lambda *args, **kwargs: client)
     monkeypatch.setattr(sync, "PutRecords", lambda given: given)
-    read_fd, write_fd = os.pipe()  # write_fd stays open until the end: the source is still sending
-    write_all(write_fd, lines(record_line({"a": 1}), stream_state_line("users", state_id=7)))
-
-    class Stdin:
-        def fileno(self) -> int:
-            return read_fd
-
-    monkeypatch.setattr("sys.stdin", Stdin())
-    config = _file(tmp_path, "config.json", {"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET})
-    catalog = _file(tmp_path, "catalog.json", {"streams": [{"stream": {"name": "users"}}]})
+    read_fd, write_fd = _stdin_with_a_record_and_a_state(monkeypatch)  # write_fd stays open: the source still sends
+    config, catalog = _write_files(tmp_path)
     terminator = threading.Thread(target=terminate_while_in_flight)
     previous = signal.signal(signal.SIGTERM, fallback)
     try:
