@@ -21,7 +21,8 @@ THROTTLING_CODES = frozenset({
 #: Errors the user fixes in the configuration, IAM or KMS.
 _CREDENTIAL_CODES = frozenset({
     "UnrecognizedClientException", "InvalidSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-    "IncompleteSignature", "ExpiredTokenException", "ExpiredToken", "MissingAuthenticationToken",
+    "IncompleteSignature", "IncompleteSignatureException", "ExpiredTokenException", "ExpiredToken",
+    "MissingAuthenticationToken",
 })
 _PERMISSION_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
 #: A missing stream; STS not activated in the region.

@@ -9,9 +9,11 @@ keeps working. Every temporary credential is registered as a secret, so logs and
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -50,6 +52,23 @@ class AwsSession:
         except (InvalidRegionError, ValueError) as exc:  # a malformed region or endpoint URL
             raise config_error(f"Cannot use region '{self.region}' with endpoint '{endpoint or 'default'}': "
                                f"{exc}") from None
+
+
+#: The region in an AWS Kinesis endpoint's host name (regional, FIPS, dual-stack and VPC endpoints).
+_ENDPOINT_REGION = re.compile(
+    r"(?:^|\.)kinesis(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d+)\.(?:vpce\.)?(?:api\.aws|amazonaws\.com)")
+
+
+def endpoint_region_mismatch(endpoint: str | None, region: str) -> str | None:
+    """A warning when ``endpoint`` is an AWS Kinesis endpoint of another region than ``region`` (requests are signed
+    for ``region``, so AWS refuses them), else None."""
+    host = urlsplit(endpoint).hostname if endpoint else None
+    match = _ENDPOINT_REGION.search(host or "")
+    if match is None or match.group(1) == region:
+        return None
+    return (f"The endpoint '{endpoint}' is in region '{match.group(1)}' but the region is '{region}': requests are "
+            f"signed for '{region}' and AWS will refuse them. Set the region to '{match.group(1)}' or leave the "
+            "endpoint empty.")
 
 
 def aws_session(config: KinesisConfig) -> AwsSession:

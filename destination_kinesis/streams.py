@@ -61,6 +61,17 @@ class NewStreams:
                 raise
 
 
+def _warn_if_shards_differ(name: str, summary: Mapping[str, Any], new: NewStreams) -> None:
+    """An existing provisioned stream with another shard count than configured: say that shardCount does not apply
+    to it, since the user may expect the configured throughput."""
+    mode = (summary.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED")
+    shards = summary.get("OpenShardCount")
+    if new.mode == "provisioned" and mode == "PROVISIONED" and type(shards) is int and shards != new.shard_count:
+        logger.warning("Kinesis stream '%s' exists with %d open shards, not the %d of shardCount, which applies only "
+                       "to streams the connector creates. Each shard takes 1,000 records or 1 MiB per second: "
+                       "reshard the stream if it throttles.", name, shards, new.shard_count)
+
+
 def new_streams(config: KinesisConfig) -> NewStreams | None:
     """How to create missing streams under ``config``; None when ``createStreams`` is off."""
     if not config.create_streams:
@@ -144,6 +155,8 @@ def ensure_streams(
                 status = None if summary is None else str(summary["StreamStatus"])
                 if summary is not None and status in _WRITABLE:
                     ready[name] = StreamInfo(name in created, max_record_bytes(summary))
+                    if name not in created and new is not None:
+                        _warn_if_shards_differ(name, summary, new)
                 elif new is None:
                     if status in (None, "DELETING"):
                         missing.append(name)

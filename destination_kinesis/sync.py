@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from destination_kinesis.batcher import Batcher
 from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.checkpoint import Checkpoint
-from destination_kinesis.client import aws_session, kinesis_client
+from destination_kinesis.client import aws_session, endpoint_region_mismatch, kinesis_client
 from destination_kinesis.config import KinesisConfig
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.naming import display_name, kinesis_stream_names, shared_streams
@@ -31,6 +31,9 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     started = time.monotonic()
     session = aws_session(config)
     logger.info("Writing to Kinesis in region '%s' at %s.", session.region, config.endpoint or "the AWS endpoint")
+    mismatch = endpoint_region_mismatch(config.endpoint, session.region)
+    if mismatch:
+        logger.warning(mismatch)
     keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
     names = kinesis_stream_names(keys, config.name_template)
     for key in keys:

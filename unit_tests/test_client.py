@@ -20,6 +20,7 @@ from destination_kinesis.client import (
     DATA_READ_TIMEOUT_SECONDS,
     AwsSession,
     aws_session,
+    endpoint_region_mismatch,
     kinesis_client,
     resolve_region,
 )
@@ -260,3 +261,24 @@ def test_sts_client_is_regional_with_short_timeouts(monkeypatch: pytest.MonkeyPa
     (sts,) = built
     assert sts.meta.region_name == "eu-west-1" and sts.meta.endpoint_url == "http://127.0.0.1:1"
     assert sts.meta.config.read_timeout == ADMIN_READ_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize(("endpoint", "region", "other"), [
+    ("https://kinesis.eu-west-1.amazonaws.com", "us-east-1", "eu-west-1"),
+    ("https://kinesis-fips.us-gov-west-1.amazonaws.com", "us-east-1", "us-gov-west-1"),
+    ("https://vpce-0a1b-c2d3.kinesis.ap-southeast-2.vpce.amazonaws.com", "us-east-1", "ap-southeast-2"),
+    ("https://kinesis.eu-central-1.api.aws", "eu-west-1", "eu-central-1"),
+])
+def test_endpoint_of_another_region_is_a_warning_naming_both(endpoint: str, region: str, other: str) -> None:
+    """An AWS Kinesis endpoint (regional, FIPS, VPC, dual-stack) of another region than the configured one: the
+    warning names both regions and what to do."""
+    warning = endpoint_region_mismatch(endpoint, region)
+    assert warning is not None and f"'{other}'" in warning and f"'{region}'" in warning
+    assert "leave the endpoint empty" in warning
+
+
+@pytest.mark.parametrize("endpoint", [None, "https://kinesis.us-east-1.amazonaws.com", "http://127.0.0.1:4567",
+                                      "https://kinesis.example.com"])
+def test_matching_or_non_aws_endpoints_give_no_warning(endpoint: str | None) -> None:
+    """No endpoint, the region's own endpoint, an emulator or a proxy: nothing to warn about."""
+    assert endpoint_region_mismatch(endpoint, "us-east-1") is None

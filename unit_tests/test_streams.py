@@ -325,3 +325,20 @@ def test_check_stream_says_whether_a_sync_could_write(outcome: Outcome, new: New
     else:
         assert problem is not None and all(word in problem for word in words), problem
     assert client.creates == []
+
+
+def test_existing_stream_with_other_shard_count_gets_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """An existing provisioned stream whose open shards differ from shardCount: a warning saying shardCount applies
+    only to created streams. Same count, on-demand streams, on-demand settings and created streams: no warning."""
+    client = FakeAdminClient({
+        "fewer": [{"StreamStatus": "ACTIVE", "OpenShardCount": 2}],
+        "same": [{"StreamStatus": "ACTIVE", "OpenShardCount": 5}],
+        "on_demand": [{"StreamStatus": "ACTIVE", "OpenShardCount": 4,
+                       "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}],
+        "created": [None, {"StreamStatus": "ACTIVE", "OpenShardCount": 5}],
+    })
+    with caplog.at_level(logging.WARNING, logger="airbyte"):
+        ensure_streams(client, ["fewer", "same", "on_demand", "created"], NewStreams(shard_count=5), sleep=Sleeps())
+        ensure_streams(client, ["fewer"], NewStreams(mode="on_demand"), sleep=Sleeps())
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "'fewer' exists with 2 open shards, not the 5 of shardCount" in warning
