@@ -46,9 +46,12 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
         if info.max_record_bytes != MAX_RECORD_BYTES:
             logger.info("Kinesis stream '%s' takes records of up to %d bytes.", name, info.max_record_bytes)
     in_flight = config.max_in_flight_requests
-    logger.info("Kinesis streams ready (%d created) in %.1f s; batches of up to %d records, up to %d requests in "
-                "flight, retries for up to %d s.", sum(info.created for info in streams.values()),
-                time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
+    creating = "off" if not config.create_streams else config.stream_mode
+    if config.create_streams and config.stream_mode == "provisioned":
+        creating += f", {config.shard_count} shards"
+    logger.info("Kinesis streams ready (%d created; creating: %s) in %.1f s; batches of up to %d records, up to %d "
+                "requests in flight, retries for up to %d s.", sum(info.created for info in streams.values()),
+                creating, time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
     checkpoint = Checkpoint(keys, output.write_line)
     routes = {key: Route(key, names[key], checkpoint.lane(key), max_record_bytes=streams[names[key]].max_record_bytes)
               for key in keys}
