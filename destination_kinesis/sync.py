@@ -46,7 +46,7 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
         if info.max_record_bytes != MAX_RECORD_BYTES:
             logger.info("Kinesis stream '%s' takes records of up to %d bytes.", name, info.max_record_bytes)
     in_flight = config.max_in_flight_requests
-    creating = "off" if not config.create_streams else config.stream_mode
+    creating: str = "off" if not config.create_streams else config.stream_mode
     if config.create_streams and config.stream_mode == "provisioned":
         creating += f", {config.shard_count} shards"
     logger.info("Kinesis streams ready (%d created; creating: %s) in %.1f s; batches of up to %d records, up to %d "
