@@ -1,7 +1,9 @@
 """One input line → a record to write, a state to release, or nothing; anything else is an input error.
 
-Records take the fast path (orjson) when its round trip is exact, and the exact path (raw spans) otherwise. States
-always take the exact path: they are echoed with every original field and digit, plus ``destinationStats``.
+:data:`decode_record_line` is the writer's fast path: it finds a RECORD's fields without building its data.
+:func:`parse_line` handles every line, valid or not, and explains what is wrong: records take orjson when its round
+trip is exact, and the exact path (raw spans) otherwise. States always take the exact path: they are echoed with
+every original field and digit, plus ``destinationStats``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from destination_kinesis.errors import input_error
@@ -61,6 +64,31 @@ class State:
             comma = "" if text[self._state.value_start + 1 : close].strip() == "" else ","
             out = f'{text[:close]}{comma}"destinationStats":{stats}{text[close:]}'
         return out.rstrip().encode("utf-8")
+
+
+class RecordFields(msgspec.Struct, gc=False):
+    """What the writer needs of a RECORD's ``record`` object; ``data`` is the JSON text of the value, as written."""
+
+    stream: str
+    data: msgspec.Raw
+    emitted_at: int
+    namespace: str | None = None
+
+
+class MessageFields(msgspec.Struct, gc=False):
+    """An Airbyte message's ``type`` and, for a RECORD, its ``record``; other members are validated, then skipped."""
+
+    type: str
+    record: RecordFields | None = None
+
+
+decode_record_line = msgspec.json.Decoder(MessageFields).decode
+"""``decode_record_line(line)`` → :class:`MessageFields`; msgspec.DecodeError when the line is not JSON of that shape.
+
+msgspec validates the JSON syntax of every member, ``data``'s included, but not the UTF-8 of the line, nor
+escaped surrogates' pairing (it refuses lone ones): callers check the UTF-8, and lines it refuses go to
+:func:`parse_line`, which accepts what JSON allows and explains the rest.
+"""
 
 
 _JSON_TYPE_NAMES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",

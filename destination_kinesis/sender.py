@@ -33,7 +33,8 @@ from destination_kinesis.pressure import Pressure
 
 #: Sends one PutRecords call: (stream name, entries as JSON text) → one result per entry. See
 #: :class:`destination_kinesis.putrecords.PutRecords`.
-Put = Callable[[str, Sequence[bytes]], list[dict[str, Any]]]
+Put = Callable[[str, Sequence[bytes]], list[dict[str, Any]] | None]
+"""One PutRecords call: None when every entry was accepted, else one result per entry (see :mod:`putrecords`)."""
 
 DEFAULT_MAX_IN_FLIGHT = 16
 DEFAULT_RETRY_SECONDS = 300.0
@@ -134,12 +135,15 @@ def _put_once(
             if pressure is not None:
                 pressure.throttled(stream_name)
         raise
-    if len(results) != len(entries):
+    if results is None:
+        failed: list[tuple[bytes, dict[str, Any]]] = []
+    elif len(results) != len(entries):
         raise system_error(
             f"Kinesis answered a PutRecords of {len(entries)} records with {len(results)} results; "
             "the connector cannot tell which records were written.")
-    # Trust each entry, not FailedRecordCount: some endpoints report the count wrong.
-    failed = [pair for pair in zip(entries, results, strict=True) if not pair[1].get("SequenceNumber")]
+    else:
+        # Trust each entry, not FailedRecordCount: some endpoints report the count wrong.
+        failed = [pair for pair in zip(entries, results, strict=True) if not pair[1].get("SequenceNumber")]
     if not failed:
         if pressure is not None:
             pressure.succeeded()

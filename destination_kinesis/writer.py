@@ -4,9 +4,9 @@ One thread reads, encodes and batches; the sender's threads talk to Kinesis. The
 ``select`` for input, for completed batches and for the next linger deadline, so a state is released as soon as its
 records are acknowledged, even while the source is quiet, and reading pauses while the in-flight limit is reached.
 
-Each record is touched once on its way: parsed by orjson, its envelope and PutRecords entry built as bytes, appended
-to its stream's batch. Records that need more (exact copies of big numbers, errors to explain, states) go through
-:func:`~destination_kinesis.messages.parse_line`.
+Each record is touched once on its way: its fields found by msgspec (its ``data`` not parsed into objects but
+copied as written), its envelope and PutRecords entry built as bytes, appended to its stream's batch. Lines that need
+more (errors to explain, states, what msgspec refuses) go through :func:`~destination_kinesis.messages.parse_line`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import logging
 import os
 import select
 import time
-from binascii import b2a_base64
 from dataclasses import dataclass
 
-import orjson
+from msgspec import DecodeError
+from pybase64 import b64encode
 
 from destination_kinesis.batcher import Batch, Batcher
 from destination_kinesis.checkpoint import Checkpoint, Lane
@@ -26,11 +26,10 @@ from destination_kinesis.envelope import PAYLOAD, data_json, new_ids, payload
 from destination_kinesis.errors import input_error, system_error
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.lines import LineReader
-from destination_kinesis.messages import Record, parse_line
+from destination_kinesis.messages import Record, decode_record_line, parse_line
 from destination_kinesis.naming import StreamKey, display_name
 from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
-from destination_kinesis.rawjson import orjson_round_trip_is_exact
 from destination_kinesis.sender import Sender
 
 logger = logging.getLogger("airbyte")
@@ -38,6 +37,7 @@ logger = logging.getLogger("airbyte")
 CHUNK_BYTES = 1 << 20
 _ID_BLOCK = 4096
 _ID_BYTES = 36  # a UUID's text, which is also the partition key
+_OPEN_BRACE = ord("{")  # the first byte of a JSON object: msgspec skips whitespace around a value
 
 
 @dataclass(slots=True)
@@ -50,6 +50,14 @@ class Route:
     max_record_bytes: int = MAX_RECORD_BYTES
     records: int = 0
     bytes: int = 0
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Writer:
@@ -114,45 +122,36 @@ class Writer:
         """Handle consecutive input lines, the first being number ``line_no``.
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
-        stream whose numbers orjson keeps exactly, with an integer ``emitted_at`` and an object ``data``, and that
-        fits in a Kinesis record. Anything else, valid or not, goes to :meth:`_handle`, which explains what is wrong
-        with a line or handles it exactly.
+        stream, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as written, so exact),
+        that fits in a Kinesis record. Anything else, valid or not, goes to :meth:`_handle`, which explains what is
+        wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
-        loads, dumps, b64 = orjson.loads, orjson.dumps, b2a_base64
-        is_exact = orjson_round_trip_is_exact
+        decode, b64 = decode_record_line, b64encode
         record_in, add, submit = self._checkpoint.record, self._batcher.add, self._submit
         ids = self._ids
         for line in lines:
-            route = None
-            if is_exact(line):
-                try:
-                    message = loads(line)
-                    record = message["record"]
-                    route = routes_get((record.get("namespace"), record["stream"]))
-                    emitted_at = record["emitted_at"]
-                    data = record["data"]
-                    if route is not None and message["type"] == "RECORD" and type(emitted_at) is int \
-                            and type(data) is dict:
-                        data_text = dumps(data)
-                    else:
-                        route = None
-                except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError, TypeError, AttributeError):
-                    route = None
-            if route is not None:
-                if not ids:
-                    ids.extend(new_ids(_ID_BLOCK))
-                ab_id = ids.pop()
-                data = PAYLOAD % (ab_id, emitted_at, data_text)
-                size = len(data) + _ID_BYTES
-                if size <= route.max_record_bytes:
-                    route.records += 1
-                    route.bytes += size
-                    for batch in add(route.kinesis_name, ENTRY % (b64(data, newline=False), b'"%b"' % ab_id), size,
-                                     record_in(route.lane)):
-                        submit(batch)
-                    line_no += 1
-                    continue
+            try:
+                record = decode(line).record
+            except DecodeError:
+                record = None
+            if record is not None:
+                route = routes_get((record.namespace, record.stream))
+                data_text = bytes(record.data)
+                if route is not None and data_text[0] == _OPEN_BRACE and (line.isascii() or _is_utf8(line)):
+                    if not ids:
+                        ids.extend(new_ids(_ID_BLOCK))
+                    ab_id = ids.pop()
+                    data = PAYLOAD % (ab_id, record.emitted_at, data_text)
+                    size = len(data) + _ID_BYTES
+                    if size <= route.max_record_bytes:
+                        route.records += 1
+                        route.bytes += size
+                        for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id),
+                                         size, record_in(route.lane)):
+                            submit(batch)
+                        line_no += 1
+                        continue
             self._handle(line, line_no)
             line_no += 1
 

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ResponseSt
 from destination_kinesis import aws_errors
 from destination_kinesis.client import aws_session, kinesis_client
 from destination_kinesis.config import parse_config
-from destination_kinesis.putrecords import PutRecords, entry
+from destination_kinesis.putrecords import PutRecords, all_accepted, entry
 from integration_tests.kinesis_emulator import free_port
 
 ACCESS_KEY = "AKIDPUTRECORDSTEST"
@@ -244,10 +244,41 @@ def test_returns_the_records_of_the_answer(endpoint: Endpoint, put: PutRecords) 
     assert put(STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) == records
 
 
+_OK = {"SequenceNumber": "49600000000000000000000000001", "ShardId": "shardId-000000000002"}
+_THROTTLED = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded"}
+
+
+@pytest.mark.parametrize(("records", "entries", "expected"), [
+    ([_OK, _OK, _OK], 3, True),
+    ([_OK, _OK], 3, False),  # fewer results than entries
+    ([_OK, _THROTTLED, _OK], 3, False),
+    ([_OK, {"ShardId": "shardId-000000000001"}, _OK], 3, False),  # a result without a SequenceNumber
+    ([_OK, {"ShardId": 'say "SequenceNumber"'}], 2, False),  # the key's text inside a string does not count
+])
+def test_all_accepted_counts_sequence_numbers_and_looks_for_errors(records: list[dict[str, str]], entries: int,
+                                                                   expected: bool) -> None:
+    """The unparsed check says "all accepted" only for an answer with one SequenceNumber per entry and no error
+    (whatever FailedRecordCount claims); spacing and member order do not matter."""
+    for answer in (json.dumps({"FailedRecordCount": 0, "Records": records}),
+                   json.dumps({"Records": records, "FailedRecordCount": 5}, indent=2)):
+        assert all_accepted(answer.encode(), entries) is expected
+
+
+def test_all_accepted_refuses_an_answer_cut_off_before_its_last_result() -> None:
+    answer = json.dumps({"FailedRecordCount": 0, "Records": [_OK, _OK]}).encode()
+    assert all_accepted(answer, 2)
+    assert not all_accepted(answer[: answer.rindex(b'"SequenceNumber"')], 2)
+
+
+def test_all_accepted_answer_returns_none(endpoint: Endpoint, put: PutRecords) -> None:
+    endpoint.script.append(Answer(200, json.dumps({"FailedRecordCount": 0, "Records": [_OK, _OK]}).encode()))
+    assert put(STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) is None
+
+
 def test_many_calls_reuse_the_client(endpoint: Endpoint, put: PutRecords) -> None:
     """Calls one after another each get their own answer (the connection is reused by the pool)."""
     for i in range(5):
-        assert len(put(STREAM, [encoded(b"x", str(j)) for j in range(i + 1)])) == i + 1
+        assert put(STREAM, [encoded(b"x", str(j)) for j in range(i + 1)]) is None  # every entry accepted
     assert [len(json.loads(seen.body)["Records"]) for seen in endpoint.seen] == [1, 2, 3, 4, 5]
 
 
@@ -255,7 +286,7 @@ def test_keeps_working_after_the_caller_drops_the_client(endpoint: Endpoint) -> 
     """The signer reaches the client's event hooks through weak references: PutRecords keeps the client alive."""
     put = PutRecords(make_client(endpoint.url))
     gc.collect()
-    assert len(put(STREAM, [encoded(b"x", "k")])) == 1
+    assert put(STREAM, [encoded(b"x", "k")]) is None
     assert AUTHORIZATION.match(endpoint.seen[0].headers["authorization"])
 
 
