@@ -83,7 +83,8 @@ class MessageFields(msgspec.Struct, gc=False):
 
 
 decode_record_line = msgspec.json.Decoder(MessageFields).decode
-"""``decode_record_line(line)`` → :class:`MessageFields`; msgspec.DecodeError when the line is not JSON of that shape.
+"""``decode_record_line(line)`` → :class:`MessageFields`; msgspec.DecodeError when the line is not JSON of that shape,
+RecursionError when it nests deeper than msgspec goes.
 
 msgspec validates the JSON syntax of every member, ``data``'s included, but not the UTF-8 of the line, nor
 escaped surrogates' pairing (it refuses lone ones): callers check the UTF-8, and lines it refuses go to

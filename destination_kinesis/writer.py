@@ -133,7 +133,7 @@ class Writer:
         for line in lines:
             try:
                 record = decode(line).record
-            except DecodeError:
+            except (DecodeError, RecursionError):  # msgspec gives up on deep nesting; parse_line does not
                 record = None
             if record is not None:
                 route = routes_get((record.namespace, record.stream))
