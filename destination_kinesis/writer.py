@@ -156,7 +156,8 @@ class Writer:
             if record is not None:
                 route = routes_get((record.namespace, record.stream))
                 data_text = bytes(record.data)
-                if route is not None and route.plain and data_text[0] == _OPEN_BRACE and (line.isascii() or _is_utf8(line)):
+                if route is not None and route.plain and data_text[0] == _OPEN_BRACE \
+                        and (line.isascii() or _is_utf8(line)):
                     if not ids:
                         ids.extend(new_ids(_ID_BLOCK))
                     ab_id = ids.pop()
