@@ -36,6 +36,16 @@ class ConfiguredStream(_Model):
     def key(self) -> StreamKey:
         return (self.stream.namespace, self.stream.name)
 
+    @property
+    def mode(self) -> str:
+        """The destination sync mode asked for (``append`` when missing)."""
+        return self.destination_sync_mode or "append"
+
+    @property
+    def primary_key_paths(self) -> tuple[tuple[str, ...], ...]:
+        """The configured primary key: one path of member names into ``data`` per key field (empty: none)."""
+        return tuple(tuple(path) for path in self.primary_key or () if path)
+
 
 class ConfiguredCatalog(_Model):
     streams: list[ConfiguredStream]
@@ -43,7 +53,6 @@ class ConfiguredCatalog(_Model):
 
 _MODE_MEANINGS = {
     "overwrite": "records already in the Kinesis stream stay; this sync's records are appended after them",
-    "append_dedup": "every version of a record is appended; consumers deduplicate (e.g. by primary key)",
 }
 
 
@@ -59,8 +68,13 @@ def load_catalog(path: str) -> ConfiguredCatalog:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise system_error(f"The catalog file '{path}' is not a configured catalog: {problems}.") from None
     for stream in catalog.streams:
-        mode = stream.destination_sync_mode or "append"
-        if mode != "append":
+        mode = stream.mode
+        if mode == "append_dedup":
+            logger.info("Stream '%s' asks for destination sync mode 'append_dedup': every version of a record is "
+                        "appended to Kinesis and consumers deduplicate; unless partitionKey says otherwise, the "
+                        "primary key is the partition key, so all versions of a row land on one shard.",
+                        display_name(stream.key))
+        elif mode != "append":
             meaning = _MODE_MEANINGS.get(mode, "records are appended")
             logger.info("Stream '%s' asks for destination sync mode '%s'. Kinesis is an append-only log, so it is "
                         "written as append: %s.", display_name(stream.key), mode, meaning)

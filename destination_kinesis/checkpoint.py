@@ -3,7 +3,8 @@
 Records are counted in cells: one cell per Airbyte stream and *epoch*, the number of states that arrived before the
 record. A state that arrives as the k-th is covered once no stream in its scope has an unacknowledged record of
 epoch ≤ k. Acknowledgements may come in any order (concurrent requests, resent entries); states are released in
-the order they arrived, each with the number of records its scope received since the scope's previous state.
+the order they arrived, each with the number of records its scope received since the scope's previous state, and
+the number of those that were rejected (not written, see :meth:`Checkpoint.reject`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ class Cell:
 class Lane:
     """One Airbyte stream's unacknowledged records, oldest epoch first."""
 
-    __slots__ = ("cells", "open", "since_state")
+    __slots__ = ("cells", "open", "since_state", "rejected_since_state")
 
     def __init__(self) -> None:
         self.cells: deque[Cell] = deque()
         self.open: Cell | None = None  # the cell of the current epoch, while it is in ``cells``
         self.since_state = 0  # records received since the last state that covered this stream
+        self.rejected_since_state = 0  # of those, the records rejected instead of written
 
     def oldest_unacked_epoch(self) -> int | None:
         cells = self.cells
@@ -50,7 +52,7 @@ class Checkpoint:
         self._lanes = {key: Lane() for key in streams}
         self._emit = emit
         self._epoch = 0
-        self._pending: deque[tuple[int, State, tuple[Lane, ...], int]] = deque()
+        self._pending: deque[tuple[int, State, tuple[Lane, ...], int, int]] = deque()
         self.emitted = 0
 
     def lane(self, key: StreamKey) -> Lane:
@@ -67,6 +69,12 @@ class Checkpoint:
         lane.since_state += 1
         return cell
 
+    def reject(self, lane: Lane) -> None:
+        """Count a record of ``lane`` in that will not be written (skipped): the next state of its scope counts it
+        in ``recordCount``, as the source did, and in ``rejectedRecordCount``; nothing waits for it."""
+        lane.since_state += 1
+        lane.rejected_since_state += 1
+
     def ack(self, cells: Iterable[Cell]) -> None:
         """Kinesis accepted the records counted in by these cells (one cell per record)."""
         for cell in cells:
@@ -81,9 +89,10 @@ class Checkpoint:
             lane = self._lanes.get(state.scope)
             lanes = (lane,) if lane is not None else ()  # a stream without records in this sync: nothing to wait for
         count = sum(lane.since_state for lane in lanes)
+        rejected = sum(lane.rejected_since_state for lane in lanes)
         for lane in lanes:
-            lane.since_state = 0
-        self._pending.append((self._epoch, state, lanes, count))
+            lane.since_state = lane.rejected_since_state = 0
+        self._pending.append((self._epoch, state, lanes, count, rejected))
         self._epoch += 1
         self._release()
 
@@ -95,11 +104,11 @@ class Checkpoint:
     def _release(self) -> None:
         pending = self._pending
         while pending:
-            epoch, state, lanes, count = pending[0]
+            epoch, state, lanes, count, rejected = pending[0]
             for lane in lanes:
                 oldest = lane.oldest_unacked_epoch()
                 if oldest is not None and oldest <= epoch:
                     return
             pending.popleft()
-            self._emit(state.render(count))
+            self._emit(state.render(count, rejected))
             self.emitted += 1

@@ -42,6 +42,10 @@ MAX_TAG_KEY_CHARS = 128
 MAX_TAG_VALUE_CHARS = 256
 #: The characters Kinesis allows in tag keys and values: Unicode letters, digits, white space and _ . : / = + - % @.
 TAG_PATTERN = r"^[\w\s.:/=+\-%@]*$"
+#: Most paths in ``partitionKeyFields``.
+MAX_PARTITION_KEY_FIELDS = 20
+
+PartitionKeyKind = Literal["random", "primary_key", "fields"]
 
 
 _DEFAULT_WHEN_BLANK = {"role_session_name": DEFAULT_ROLE_SESSION_NAME, "stream_name_template": DEFAULT_TEMPLATE}
@@ -90,6 +94,15 @@ class KinesisConfig(BaseModel):
     retry_timeout_seconds: int = Field(DEFAULT_RETRY_TIMEOUT_SECONDS, alias="retryTimeoutSeconds", ge=1)
     #: PutRecords requests in flight at most; throttling lowers the number for a while (see pressure.py).
     max_in_flight_requests: int = Field(16, alias="maxInFlightRequests", ge=1, le=128)
+    #: None: ``primary_key`` for append_dedup streams with a primary key, ``random`` for the others (see partition).
+    partition_key: PartitionKeyKind | None = Field(None, alias="partitionKey")
+    #: Paths into ``data`` for ``partitionKey: fields``, each a tuple of member names (written "a.b" in the config).
+    partition_key_fields: tuple[tuple[str, ...], ...] = Field((), alias="partitionKeyFields",
+                                                             max_length=MAX_PARTITION_KEY_FIELDS)
+    partition_key_missing: Literal["fallback", "fail"] = Field("fallback", alias="partitionKeyMissing")
+    data_format: Literal["object", "string"] = Field("object", alias="dataFormat")
+    compression: Literal["none", "gzip", "zstd"] = "none"
+    oversize_records: Literal["fail", "skip"] = Field("fail", alias="oversizeRecords")
 
     @property
     def name_template(self) -> NameTemplate:
@@ -115,6 +128,29 @@ class KinesisConfig(BaseModel):
     def _integral_float(cls, value: Any) -> Any:
         # JSON schema's "integer" admits 5.0 and 1e30; pydantic refuses floats beyond 64 bits.
         return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    @field_validator("partition_key", mode="before")
+    @classmethod
+    def _blank_partition_key_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("partition_key_fields", mode="before")
+    @classmethod
+    def _dotted_paths(cls, value: Any) -> Any:
+        """Each path is a string of member names separated by '.' ("customer.id"); none may be empty."""
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of field paths such as [\"id\", \"customer.id\"]")
+        paths = []
+        for path in value:
+            if not isinstance(path, str):
+                raise ValueError("each field path is a string such as \"id\" or \"customer.id\"")
+            parts = tuple(path.strip().split("."))
+            if not all(parts):
+                raise ValueError(f"the field path {path.strip()!r} has an empty member name")
+            paths.append(parts)
+        return tuple(paths)
 
     @field_validator("region", "role_arn", mode="before")
     @classmethod
@@ -156,6 +192,13 @@ class KinesisConfig(BaseModel):
         if repeated:
             raise ValueError(f"each tag key may appear once; repeated: {', '.join(repeated)}")
         return tags
+
+    @model_validator(mode="after")
+    def _fields_for_fields_key(self) -> KinesisConfig:
+        if self.partition_key == "fields" and not self.partition_key_fields:
+            raise ValueError("partitionKey 'fields' needs partitionKeyFields: the paths of the fields in each "
+                             "record's data to build the key from, e.g. [\"customer.id\"]")
+        return self
 
     @model_validator(mode="after")
     def _external_id_needs_role(self) -> KinesisConfig:

@@ -53,9 +53,12 @@ class State:
     _state: Member
     _stats: Member | None
 
-    def render(self, record_count: int) -> bytes:
-        """The original message with ``state.destinationStats = {"recordCount": record_count}`` set."""
+    def render(self, record_count: int, rejected_count: int = 0) -> bytes:
+        """The original message with ``state.destinationStats = {"recordCount": record_count}`` set, plus
+        ``"rejectedRecordCount": rejected_count`` when that is above 0 (records counted in but not written)."""
         stats = f'{{"recordCount":{float(record_count)!r}}}'
+        if rejected_count:
+            stats = f'{stats[:-1]},"rejectedRecordCount":{float(rejected_count)!r}}}'
         text = self._text
         if self._stats is not None:
             out = text[: self._stats.value_start] + stats + text[self._stats.end :]

@@ -16,6 +16,8 @@ from destination_kinesis.config import KinesisConfig
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.naming import display_name, kinesis_stream_names, shared_streams
 from destination_kinesis.output import Output
+from destination_kinesis.partition import Partitioner, key_rules
+from destination_kinesis.payload import Encoder
 from destination_kinesis.putrecords import PutRecords
 from destination_kinesis.sender import Sender
 from destination_kinesis.streams import ensure_streams, new_streams
@@ -36,11 +38,18 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
         logger.warning(mismatch)
     keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
     names = kinesis_stream_names(keys, config.name_template)
+    rules = key_rules(config, catalog.streams)
     for key in keys:
-        logger.info("Stream '%s' → Kinesis stream '%s'.", display_name(key), names[key])
-    for name, members in shared_streams(names).items():
-        logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s.", name, len(members),
+        logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s.", display_name(key), names[key],
+                    rules[key].describe())
+    shared = shared_streams(names)
+    for name, members in shared.items():
+        logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s; each record names its "
+                    "stream in _airbyte_stream and _airbyte_namespace.", name, len(members),
                     ", ".join(f"'{display_name(key)}'" for key in members))
+    if config.data_format != "object" or config.compression != "none":
+        logger.info("Records are written with _airbyte_data as a JSON %s, %s.", config.data_format,
+                    "uncompressed" if config.compression == "none" else f"compressed with {config.compression}")
     streams = ensure_streams(kinesis_client(session), list(dict.fromkeys(names.values())), new_streams(config))
     for name, info in streams.items():
         if info.max_record_bytes != MAX_RECORD_BYTES:
@@ -53,8 +62,14 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
                 "requests in flight, retries for up to %d s.", sum(info.created for info in streams.values()),
                 creating, time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
     checkpoint = Checkpoint(keys, output.write_line)
-    routes = {key: Route(key, names[key], checkpoint.lane(key), max_record_bytes=streams[names[key]].max_record_bytes)
-              for key in keys}
+    routes = {}
+    for key in keys:
+        encoder = Encoder(config.data_format, config.compression, key if names[key] in shared else None)
+        routes[key] = Route(key, names[key], checkpoint.lane(key),
+                            max_record_bytes=streams[names[key]].max_record_bytes,
+                            partitioner=None if rules[key].is_random else Partitioner(key, rules[key]),
+                            encoder=None if encoder.is_default else encoder,
+                            skip_oversize=config.oversize_records == "skip")
     client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
     sender = Sender(PutRecords(client), max_in_flight=in_flight, retry_seconds=config.retry_timeout_seconds)
     writer = Writer(routes, Batcher(config.buffer_size), sender, checkpoint)
@@ -73,7 +88,12 @@ def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint
                  succeeded: bool) -> None:
     logger = logging.getLogger("airbyte")
     for route in routes:
-        logger.info("Stream '%s': %s records (%s bytes) read for '%s'.", display_name(route.key),
-                    f"{route.records:,}", f"{route.bytes:,}", route.kinesis_name)
+        extra = ""
+        if route.rejected:
+            extra += f"; {route.rejected:,} records over the size limit skipped"
+        if route.partitioner is not None and route.partitioner.fallbacks:
+            extra += f"; {route.partitioner.fallbacks:,} records without their key fields given a random partition key"
+        logger.info("Stream '%s': %s records (%s bytes) read for '%s'%s.", display_name(route.key),
+                    f"{route.records:,}", f"{route.bytes:,}", route.kinesis_name, extra)
     writer.progress.log_summary(succeeded)
     logger.info("%d states emitted; %.1f s.", checkpoint.emitted, time.monotonic() - started)

@@ -6,7 +6,8 @@ records are acknowledged, even while the source is quiet, and reading pauses whi
 
 Each record is touched once on its way: its fields found by msgspec (its ``data`` not parsed into objects but
 copied as written), its envelope and PutRecords entry built as bytes, appended to its stream's batch. Lines that need
-more (errors to explain, states, what msgspec refuses) go through :func:`~destination_kinesis.messages.parse_line`.
+more (errors to explain, states, what msgspec refuses, and every record of a stream whose :class:`Route` is not
+plain) go through :func:`~destination_kinesis.messages.parse_line`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 import os
 import select
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import orjson
 from msgspec import DecodeError
 from pybase64 import b64encode
 
@@ -28,6 +30,8 @@ from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.lines import LineReader
 from destination_kinesis.messages import Record, decode_record_line, parse_line
 from destination_kinesis.naming import StreamKey, display_name
+from destination_kinesis.partition import Partitioner
+from destination_kinesis.payload import Encoder
 from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
 from destination_kinesis.sender import Sender
@@ -42,14 +46,28 @@ _OPEN_BRACE = ord("{")  # the first byte of a JSON object: msgspec skips whitesp
 
 @dataclass(slots=True)
 class Route:
-    """Where one Airbyte stream's records go, and how many went."""
+    """Where one Airbyte stream's records go, how they are written, and how many went.
+
+    ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
+    envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
+    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with all three defaults is ``plain``:
+    only plain routes take the fast path of :meth:`Writer._handle_lines`.
+    """
 
     key: StreamKey
     kinesis_name: str
     lane: Lane
     max_record_bytes: int = MAX_RECORD_BYTES
+    partitioner: Partitioner | None = None
+    encoder: Encoder | None = None
+    skip_oversize: bool = False
     records: int = 0
     bytes: int = 0
+    rejected: int = 0
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = self.partitioner is None and self.encoder is None and not self.skip_oversize
 
 
 def _is_utf8(line: bytes) -> bool:
@@ -138,7 +156,8 @@ class Writer:
             if record is not None:
                 route = routes_get((record.namespace, record.stream))
                 data_text = bytes(record.data)
-                if route is not None and data_text[0] == _OPEN_BRACE and (line.isascii() or _is_utf8(line)):
+                if route is not None and route.plain and data_text[0] == _OPEN_BRACE \
+                        and (line.isascii() or _is_utf8(line)):
                     if not ids:
                         ids.extend(new_ids(_ID_BLOCK))
                     ab_id = ids.pop()
@@ -164,24 +183,33 @@ class Writer:
             if not self._ids:
                 self._ids.extend(new_ids(_ID_BLOCK))
             ab_id = self._ids.pop()
-            self._write(route, payload(ab_id, message.emitted_at, data_json(message)), ab_id, line_no)
+            key = ab_id if route.partitioner is None else route.partitioner.key(message, ab_id)
+            encode = payload if route.encoder is None else route.encoder
+            self._write(route, encode(ab_id, message.emitted_at, data_json(message)), key, line_no)
         elif message is not None:
             self._checkpoint.state(message)
 
-    def _write(self, route: Route, data: bytes, ab_id: bytes, line_no: int) -> None:
-        """Count the record in and add it to its stream's batch; submit the batches that became ready."""
-        size = len(data) + len(ab_id)
+    def _write(self, route: Route, data: bytes, key: bytes, line_no: int) -> None:
+        """Count the record in and add it to its stream's batch (``key`` is its UTF-8 partition key); submit the
+        batches that became ready. A record over the size limit fails the sync, or is skipped and counted as
+        rejected when the route says so."""
+        size = len(data) + len(key)
         if size > route.max_record_bytes:
-            raise input_error(
-                line_no,
-                f"the record is {size} bytes as a Kinesis record (data plus partition key), over the limit of "
-                f"{route.max_record_bytes} bytes; nothing of its batch was sent",
-                display_name(route.key),
-            )
+            problem = (f"the record is {size} bytes as a Kinesis record (data plus partition key), over the limit "
+                       f"of {route.max_record_bytes} bytes")
+            if not route.skip_oversize:
+                raise input_error(line_no, f"{problem}; nothing of its batch was sent (oversizeRecords 'skip' skips "
+                                           f"such records, compression may make them fit)", display_name(route.key))
+            logger.warning("Input line %d (stream '%s'): %s; skipped (oversizeRecords is 'skip').", line_no,
+                           display_name(route.key), problem)
+            route.rejected += 1
+            self._checkpoint.reject(route.lane)
+            return
         route.records += 1
         route.bytes += size
         cell = self._checkpoint.record(route.lane)
-        ready = self._batcher.add(route.kinesis_name, entry(data, b'"%b"' % ab_id), size, cell)
+        quoted_key = b'"%b"' % key if route.partitioner is None else orjson.dumps(key.decode("utf-8"))
+        ready = self._batcher.add(route.kinesis_name, entry(data, quoted_key), size, cell)
         for batch in ready:
             self._submit(batch)
 

@@ -180,7 +180,8 @@ def pyairbyte_state(state: dict[str, Any]) -> Message:
 @pytest.mark.parametrize("state_kind", ["STREAM", "GLOBAL"])
 def test_pyairbyte_style_input(kinesalite: Emulator, sync: Sync, state_kind: str) -> None:
     """Input as PyAirbyte writes it is accepted: every optional field present as null, states without `id`,
-    GLOBAL payload under `global_`, and a catalog asking for append_dedup and overwrite (written as appends)."""
+    GLOBAL payload under `global_`, and a catalog asking for append_dedup and overwrite (written as appends; with
+    partitionKey random, as the read-back checks ab_id keys: test_record_options covers the append_dedup default)."""
     names = [unique("py_users"), unique("py_orders")]
     nulls = dict.fromkeys(["generation_id", "minimum_generation_id", "sync_id"])
     catalog_streams = [
@@ -202,7 +203,7 @@ def test_pyairbyte_style_input(kinesalite: Emulator, sync: Sync, state_kind: str
             messages.append(pyairbyte_state({"type": "GLOBAL", "global_": shared}))
 
     stdin = to_lines(messages)
-    assert_synced(kinesalite.endpoint, stdin, sync(catalog_streams, stdin))
+    assert_synced(kinesalite.endpoint, stdin, sync(catalog_streams, stdin, partitionKey="random"))
 
 
 LINE_3 = r"\bline 3\b"

@@ -78,3 +78,12 @@ def test_not_a_catalog_names_the_problem(tmp_path: Path, content: Any, where: st
     path = _write(tmp_path, content)
     error = _fails(path)
     assert path in error.message and where in error.message
+
+
+def test_primary_key_paths(tmp_path: Path) -> None:
+    """The configured primary key as paths into data; none (null, missing or empty) is an empty tuple."""
+    raw = {"streams": [_stream("a", None, "append_dedup", primary_key=[["id"], ["meta", "region"]]),
+                       _stream("b", None, None, primary_key=None), _stream("c", None, "append")]}
+    a, b, c = load_catalog(_write(tmp_path, raw)).streams
+    assert a.primary_key_paths == (("id",), ("meta", "region")) and a.mode == "append_dedup"
+    assert b.primary_key_paths == () == c.primary_key_paths and b.mode == "append"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -287,3 +288,20 @@ def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_af
         check()
     assert h.checkpoint.pending_states == 0
     assert len(h.emitted) == len(model.states) == next_id
+
+
+def test_rejected_records_count_in_their_scopes_next_state_and_hold_nothing() -> None:
+    """A rejected record is counted in (recordCount) and as rejected by the next state of its scope, needs no ack,
+    and is not counted again by later states; a GLOBAL state sums its streams' rejects."""
+    h = Harness()
+    cells = h.records(A, 2)
+    h.checkpoint.reject(h.checkpoint.lane(A))
+    h.checkpoint.reject(h.checkpoint.lane(B))
+    h.checkpoint.state(stream_state(A, 1))
+    h.checkpoint.ack(cells)
+    h.checkpoint.state(stream_state(A, 2))
+    h.checkpoint.state(global_state(3))
+    stats = [json.loads(line)["state"]["destinationStats"] for line in h.emitted]
+    assert h.ids == [1, 2, 3]
+    assert stats == [{"recordCount": 3.0, "rejectedRecordCount": 1.0}, {"recordCount": 0.0},
+                     {"recordCount": 1.0, "rejectedRecordCount": 1.0}]

@@ -56,6 +56,8 @@ def test_defaults_when_optional_fields_are_missing() -> None:
     assert config.stream_name_template == "{namespace}_{stream}" and config.name_template.fixed_name is None
     assert config.tags == {}
     assert config.retry_timeout_seconds == DEFAULT_RETRY_TIMEOUT_SECONDS == 300
+    assert (config.partition_key, config.partition_key_fields, config.partition_key_missing) == (None, (), "fallback")
+    assert (config.data_format, config.compression, config.oversize_records) == ("object", "none", "fail")
 
 
 def test_keys_are_kept_as_given() -> None:
@@ -318,3 +320,30 @@ def test_huge_integral_float_shard_count_from_a_java_config_parses() -> None:
     raw = {**CREDENTIALS, "shardCount": 1e30, "bufferSize": 100}
     assert jsonschema.Draft7Validator(JAVA_SPEC).is_valid(raw)
     assert parse_config(raw).shard_count >= 1
+
+
+def test_record_options_are_parsed() -> None:
+    """partitionKeyFields are dotted paths; the enums take their documented values."""
+    config = parse_config({"partitionKey": "fields", "partitionKeyFields": ["id", " customer.address.zip "],
+                           "partitionKeyMissing": "fail", "dataFormat": "string", "compression": "zstd",
+                           "oversizeRecords": "skip"})
+    assert config.partition_key == "fields" and config.partition_key_fields == (("id",), ("customer", "address", "zip"))
+    assert (config.partition_key_missing, config.data_format, config.compression, config.oversize_records) == (
+        "fail", "string", "zstd", "skip")
+    assert parse_config({"partitionKey": "", "partitionKeyFields": None}).partition_key is None
+
+
+@pytest.mark.parametrize(("raw", "named"), [
+    ({"partitionKey": "fields"}, "partitionKeyFields"),
+    ({"partitionKey": "fields", "partitionKeyFields": []}, "partitionKeyFields"),
+    ({"partitionKeyFields": ["a..b"]}, "partitionKeyFields"),
+    ({"partitionKeyFields": "id"}, "partitionKeyFields"),
+    ({"partitionKeyFields": [["id"]]}, "partitionKeyFields"),
+    ({"partitionKey": "hash"}, "partitionKey"),
+    ({"compression": "lz4"}, "compression"),
+    ({"dataFormat": "bytes"}, "dataFormat"),
+    ({"oversizeRecords": "truncate"}, "oversizeRecords"),
+    ({"partitionKeyMissing": "drop"}, "partitionKeyMissing"),
+])
+def test_bad_record_options_are_config_errors_naming_the_field(raw: dict[str, Any], named: str) -> None:
+    assert named in _config_error(raw).message

@@ -66,6 +66,21 @@ def test_check_with_invalid_config_fails_without_raising(fake: FakeSyncClient) -
     assert fake.listed == []
 
 
+@pytest.mark.parametrize(("options", "named"), [
+    ({"partitionKey": "fields"}, "partitionKeyFields"),
+    ({"compression": "brotli"}, "compression"),
+])
+def test_check_reports_bad_record_options(fake: FakeSyncClient, options: dict[str, Any], named: str) -> None:
+    """The record options are checked as far as they can be without a catalog."""
+    status = DestinationKinesis().check(LOGGER, {**CONFIG, **options})
+    assert status.status == Status.FAILED and named in status.message and fake.listed == []
+
+
+def test_spec_offers_append_and_append_dedup() -> None:
+    spec = DestinationKinesis().spec(LOGGER)
+    assert [mode.value for mode in spec.supported_destination_sync_modes or []] == ["append", "append_dedup"]
+
+
 def test_check_with_refused_credentials_says_what_to_fix(fake: FakeSyncClient) -> None:
     """An AWS refusal becomes a FAILED status explaining it."""
     fake.list_error = client_error("UnrecognizedClientException", operation="ListStreams")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def test_changelog_starts_with_the_released_version() -> None:
 def test_configuration_reference_lists_every_spec_field() -> None:
     keys = {row[1].strip("`") for row in table_rows(section("Configuration reference"))}
     assert keys == set(SPEC["properties"])
+
+
+def test_configuration_reference_is_generated_from_the_spec() -> None:
+    """The table is what scripts/docs_config_table.py makes of spec.json (run it after changing the spec)."""
+    generator = runpy.run_path(str(REPO_ROOT / "scripts" / "docs_config_table.py"))
+    assert generator["regenerated"](DOC, json.loads((REPO_ROOT / "spec.json").read_text())) == DOC
 
 
 def test_links_within_the_page_reach_a_heading() -> None:

@@ -292,3 +292,13 @@ def test_render_can_be_called_again_with_another_count() -> None:
     first, second = state.render(1), state.render(10**6)
     assert record_count(first) == 1 and record_count(second) == 10**6
     assert _split_stats(first)[0] == _split_stats(second)[0]
+
+
+def test_render_adds_rejected_record_count_only_when_some_were_rejected() -> None:
+    """rejectedRecordCount follows recordCount when above 0; with none rejected the output is as before."""
+    original = '{"type":"STATE","state":{"type":"GLOBAL","global":{},"id":5}}'
+    assert _state(original).render(4, 0) == _state(original).render(4)
+    assert b"rejectedRecordCount" not in _state(original).render(4)
+    rendered = _state(original).render(4, 2)
+    assert rendered == original.replace(
+        ',"id":5}', ',"id":5,"destinationStats":{"recordCount":4.0,"rejectedRecordCount":2.0}}').encode()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import logging
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from destination_kinesis import sync
 from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.config import parse_config
+from destination_kinesis.errors import ConnectorError
 from destination_kinesis.output import Output
 from destination_kinesis.sync import write_sync
 from unit_tests.conftest import FakeSyncClient, lines, record_line, run_on_pipe, state_id, stream_state_line
@@ -45,3 +48,37 @@ def test_write_sync_creates_streams_writes_records_and_emits_states(fake: FakeSy
     assert [state_id(line) for line in stdout.getvalue().splitlines()] == [1, 2]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Stream 'orders': 2 records" in logged and "'crm.users' → Kinesis stream 'crm_users'" in logged
+
+
+def test_write_sync_wires_partition_keys_format_compression_and_shared_streams(
+        fake: FakeSyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    """append_dedup with a primary key gets primary-key partition keys, other streams random ones; the options
+    reach the records, the start log names each choice, and the summary counts fallbacks."""
+    catalog = ConfiguredCatalog.model_validate({"streams": [
+        {"stream": {"name": "users"}, "destination_sync_mode": "append_dedup", "primary_key": [["id"]]},
+        {"stream": {"name": "orders"}}]})
+    config = parse_config({**CONFIG, "streamNameTemplate": "all", "dataFormat": "string", "compression": "gzip"})
+    stdout = io.BytesIO()
+    feed = lines(record_line({"id": 7}, stream="users"), record_line({"id": 8}, stream="orders"),
+                 record_line({"no_id": 1}, stream="users"))
+    with caplog.at_level(logging.INFO, logger="airbyte"):
+        run_on_pipe(lambda fd: write_sync(config, catalog, fd, Output(stdout)), feed)
+    entries = {json.loads(json.loads(gzip.decompress(e["Data"]))["_airbyte_data"]).get("id"):
+               (e["PartitionKey"], json.loads(gzip.decompress(e["Data"])))
+               for _, es in fake.calls for e in es}
+    assert entries[7][0] == "7" and entries[7][1]["_airbyte_stream"] == "users"
+    assert entries[8][0] == entries[8][1]["_airbyte_ab_id"] and entries[8][1]["_airbyte_namespace"] is None
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "'users' → Kinesis stream 'all', partition key: primary key id." in logged
+    assert "'orders' → Kinesis stream 'all', partition key: random (_airbyte_ab_id)." in logged
+    assert "_airbyte_data as a JSON string, compressed with gzip" in logged
+    assert "1 records without their key fields given a random partition key" in logged
+
+
+def test_write_sync_refuses_primary_key_for_a_stream_without_one(fake: FakeSyncClient) -> None:
+    catalog = ConfiguredCatalog.model_validate({"streams": [{"stream": {"name": "orders"}}]})
+    with pytest.raises(ConnectorError) as caught:
+        run_on_pipe(lambda fd: write_sync(parse_config({**CONFIG, "partitionKey": "primary_key"}), catalog, fd,
+                                          Output(io.BytesIO())), b"")
+    assert "'orders'" in caught.value.message and caught.value.failure_type == "config_error"
+    assert fake.created == []

@@ -4,7 +4,9 @@ over a fake Kinesis client."""
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
+import logging
 import os
 import re
 import threading
@@ -22,6 +24,8 @@ from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
 from destination_kinesis.messages import parse_line
 from destination_kinesis.naming import StreamKey, kinesis_stream_names
+from destination_kinesis.partition import KeyRule, Partitioner
+from destination_kinesis.payload import Encoder
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
 from destination_kinesis.sender import Sender, SendStats
 from destination_kinesis.writer import CHUNK_BYTES, Route, Writer
@@ -576,3 +580,60 @@ def test_many_streams_send_early_once_the_buffered_bytes_pass_the_cap() -> None:
     assert h.client.calls[0][0] == "_s7"
     assert sorted(tag_of(d) for d in h.client.sent_data) == sorted(tags)
     assert h.ids == [1] and record_count(h.emitted[0]) == len(items)
+
+
+# ---------------------------------------------------------------- routes with options (partition, payload, oversize)
+
+
+def _optioned(h: Harness, key: StreamKey, **options: Any) -> Route:
+    """Replace ``key``'s route in ``h`` with one that has ``options`` (partitioner, encoder, skip_oversize)."""
+    route = Route(key, KINESIS[key], h.checkpoint.lane(key), **options)
+    h.routes[key] = route
+    return route
+
+
+def test_only_plain_routes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record of a route with an option goes through parse_line; those of a plain route do not."""
+    h = Harness(FakeKinesisClient())
+    route = _optioned(h, B, partitioner=Partitioner(B, KeyRule("fields", (("tag",),))))
+    assert h.routes[A].plain and not route.plain
+    parsed: list[int] = []
+
+    def counting_parse_line(line: bytes, line_no: int) -> Any:
+        parsed.append(line_no)
+        return parse_line(line, line_no)
+
+    monkeypatch.setattr(writer, "parse_line", counting_parse_line)
+    h.run(lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(B, "b2")))
+    assert parsed == [2, 4]
+    keys = {tag_of(e["Data"]): e["PartitionKey"] for _, entries in h.client.calls for e in entries}
+    assert keys["b1"] == '"b1"' and keys["b2"] == '"b2"'
+    assert len(keys["a1"]) == 36 and keys["a1"] == json.loads(
+        next(e["Data"] for _, es in h.client.calls for e in es if tag_of(e["Data"]) == "a1"))["_airbyte_ab_id"]
+
+
+def test_a_record_that_fits_only_compressed_is_written() -> None:
+    """The size limit applies to the compressed bytes: 1.5 MiB of repetitive data goes through gzip."""
+    h = Harness(FakeKinesisClient())
+    _optioned(h, A, encoder=Encoder(compression="gzip"))
+    h.run(lines(rec(A, "big", pad=3 * MAX_RECORD_BYTES // 2), sstate(A, 1)))
+    (data,) = h.client.sent_data
+    assert len(data) < MAX_RECORD_BYTES
+    assert tag_of(gzip.decompress(data)) == "big" and h.ids == [1]
+
+
+def test_oversize_records_skipped_are_counted_in_the_next_state_and_never_sent(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With skip, an oversize record is logged (stream and line, not content), not sent, and the next state of its
+    scope says recordCount 3 (as the source sent) with rejectedRecordCount 1; states without rejects are as before."""
+    h = Harness(FakeKinesisClient())
+    route = _optioned(h, B, skip_oversize=True)
+    big = record_line({"tag": "big", "secret": "SECRETVALUE" * (MAX_RECORD_BYTES // 10)}, stream="b", namespace="ns")
+    with caplog.at_level(logging.INFO, logger="airbyte"):
+        h.run(lines(rec(B, "b1"), big, rec(B, "b2"), sstate(B, 1), rec(B, "b3"), sstate(B, 2)))
+    assert sorted(tag_of(d) for d in h.client.sent_data) == ["b1", "b2", "b3"]
+    stats = [json.loads(line)["state"]["destinationStats"] for line in h.emitted]
+    assert stats == [{"recordCount": 3.0, "rejectedRecordCount": 1.0}, {"recordCount": 1.0}]
+    assert route.rejected == 1 and route.records == 3
+    (message,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "line 2" in message and "'ns.b'" in message and "SECRETVALUE" not in message
