@@ -46,9 +46,10 @@ class Lane:
 
 
 class Checkpoint:
-    """Counts records in and acknowledgements back, and emits each covered state through ``emit``."""
+    """Counts records in and acknowledgements back, and emits covered states through ``emit``: the lines of the
+    states that became covered together, in arrival order, in one call (one write, one flush)."""
 
-    def __init__(self, streams: Iterable[StreamKey], emit: Callable[[bytes], None]):
+    def __init__(self, streams: Iterable[StreamKey], emit: Callable[[list[bytes]], None]):
         self._lanes = {key: Lane() for key in streams}
         self._emit = emit
         self._epoch = 0
@@ -103,12 +104,22 @@ class Checkpoint:
 
     def _release(self) -> None:
         pending = self._pending
+        released = []
         while pending:
             epoch, state, lanes, count, rejected = pending[0]
-            for lane in lanes:
-                oldest = lane.oldest_unacked_epoch()
-                if oldest is not None and oldest <= epoch:
-                    return
+            if not _covered(epoch, lanes):
+                break
             pending.popleft()
-            self._emit(state.render(count, rejected))
-            self.emitted += 1
+            released.append(state.render(count, rejected))
+        if released:
+            self._emit(released)
+            self.emitted += len(released)
+
+
+def _covered(epoch: int, lanes: tuple[Lane, ...]) -> bool:
+    """Whether a state of ``epoch`` is covered: no record of that epoch or earlier is unacknowledged in ``lanes``."""
+    for lane in lanes:
+        oldest = lane.oldest_unacked_epoch()
+        if oldest is not None and oldest <= epoch:
+            return False
+    return True

@@ -1,6 +1,7 @@
 """One input line → a record to write, a state to release, or nothing; anything else is an input error.
 
-:data:`decode_record_line` is the writer's fast path: it finds a RECORD's fields without building its data.
+:data:`decode_line` and :func:`fast_state` are the writer's fast path: they find a RECORD's fields without building
+its data, and a STATE's scope and where its ``destinationStats`` goes without the exact parser.
 :func:`parse_line` handles every line, valid or not, and explains what is wrong: records take orjson when its round
 trip is exact, and the exact path (raw spans) otherwise. States always take the exact path: they are echoed with
 every original field and digit, plus ``destinationStats``.
@@ -44,29 +45,23 @@ class Record:
 class State:
     """A STATE to echo once every earlier record in its scope is written.
 
-    ``scope`` is the stream of a STREAM state, or :data:`ALL_STREAMS`. The original text is kept to echo it exactly.
+    ``scope`` is the stream of a STREAM state, or :data:`ALL_STREAMS`. The original line is kept, cut where the
+    value of ``state.destinationStats`` goes: ``head`` ends with the member's name (and the comma it needs, or the
+    old value cut out), ``tail`` is the rest of the line, trailing whitespace removed.
     """
 
     scope: StreamKey | None
     line_no: int
-    _text: str
-    _state: Member
-    _stats: Member | None
+    head: bytes
+    tail: bytes
 
     def render(self, record_count: int, rejected_count: int = 0) -> bytes:
         """The original message with ``state.destinationStats = {"recordCount": record_count}`` set, plus
         ``"rejectedRecordCount": rejected_count`` when that is above 0 (records counted in but not written)."""
-        stats = f'{{"recordCount":{float(record_count)!r}}}'
         if rejected_count:
-            stats = f'{stats[:-1]},"rejectedRecordCount":{float(rejected_count)!r}}}'
-        text = self._text
-        if self._stats is not None:
-            out = text[: self._stats.value_start] + stats + text[self._stats.end :]
-        else:
-            close = self._state.end - 1  # the state object's closing brace
-            comma = "" if text[self._state.value_start + 1 : close].strip() == "" else ","
-            out = f'{text[:close]}{comma}"destinationStats":{stats}{text[close:]}'
-        return out.rstrip().encode("utf-8")
+            return b'%b{"recordCount":%r,"rejectedRecordCount":%r}%b' % (
+                self.head, float(record_count), float(rejected_count), self.tail)
+        return b'%b{"recordCount":%r}%b' % (self.head, float(record_count), self.tail)
 
 
 class RecordFields(msgspec.Struct, gc=False):
@@ -85,14 +80,80 @@ class MessageFields(msgspec.Struct, gc=False):
     record: RecordFields | None = None
 
 
-decode_record_line = msgspec.json.Decoder(MessageFields).decode
-"""``decode_record_line(line)`` → :class:`MessageFields`; msgspec.DecodeError when the line is not JSON of that shape,
+decode_line = msgspec.json.Decoder(MessageFields).decode
+"""``decode_line(line)`` → :class:`MessageFields`; msgspec.DecodeError when the line is not JSON of that shape,
 RecursionError when it nests deeper than msgspec goes.
 
 msgspec validates the JSON syntax of every member, ``data``'s included, but not the UTF-8 of the line, nor
 escaped surrogates' pairing (it refuses lone ones): callers check the UTF-8, and lines it refuses go to
 :func:`parse_line`, which accepts what JSON allows and explains the rest.
 """
+
+
+def is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _StateLine(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    state: msgspec.Raw
+
+
+class _Descriptor(msgspec.Struct):
+    name: str
+    namespace: str | None = None
+
+
+class _StreamPart(msgspec.Struct):
+    stream_descriptor: _Descriptor
+
+
+class _StateFields(msgspec.Struct):
+    type: str | None = None
+    stream: _StreamPart | None = None
+
+
+_decode_state_line = msgspec.json.Decoder(_StateLine).decode
+_decode_state_fields = msgspec.json.Decoder(_StateFields).decode
+
+
+def fast_state(line: bytes, line_no: int) -> State | None:
+    """The STATE of ``line`` found without the exact parser, or None for :func:`parse_line` to handle the line.
+
+    Only a valid UTF-8 line with no member besides ``type`` and ``state`` and no ``destinationStats`` in its state
+    is taken: then the state's text is the first occurrence of itself in the line (``type`` is ``"STATE"``, which
+    holds no ``{``), so the line can be cut there.
+    """
+    try:
+        message = _decode_state_line(line)
+        fields = _decode_state_fields(message.state)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if message.type != "STATE":
+        return None
+    state = message.state
+    text = bytes(state)
+    if b'"destinationStats"' in text or not (line.isascii() or is_utf8(line)):
+        return None
+    if fields.type == "STREAM":
+        if fields.stream is None or not fields.stream.stream_descriptor.name:
+            return None
+        descriptor = fields.stream.stream_descriptor
+        scope: StreamKey | None = (descriptor.namespace, descriptor.name)
+    elif fields.type in ("GLOBAL", "LEGACY", None):
+        scope = ALL_STREAMS
+    else:
+        return None
+    start = line.find(text)
+    if line.find(text, start + 1) != -1:
+        return None  # the same state twice ("state" given twice, say): let the exact parser say which one counts
+    close = start + len(text) - 1  # the state object's closing brace
+    comma = b"," if text[1:-1].strip() else b""
+    return State(scope, line_no, b'%b%b"destinationStats":' % (line[:close], comma), line[close:].rstrip())
 
 
 _JSON_TYPE_NAMES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
@@ -181,7 +242,14 @@ def _exact_state(text: str, members: dict[str, Member], line_no: int) -> State:
         scope = ALL_STREAMS
     else:
         raise input_error(line_no, f"unknown state type {kind!r}; expected STREAM, GLOBAL or LEGACY")
-    return State(scope, line_no, text, state, fields.get("destinationStats"))
+    stats = fields.get("destinationStats")
+    if stats is not None:
+        head, tail = text[: stats.value_start], text[stats.end :]
+    else:
+        close = state.end - 1  # the state object's closing brace
+        comma = "" if text[state.value_start + 1 : close].strip() == "" else ","
+        head, tail = f'{text[:close]}{comma}"destinationStats":', text[close:]
+    return State(scope, line_no, head.encode("utf-8"), tail.rstrip().encode("utf-8"))
 
 
 def _other(message: Any, line_no: int) -> None:

@@ -51,15 +51,18 @@ def masked(text: str | None) -> str | None:
 
 
 class Output:
-    """Writes whole lines to a binary stream under a lock, flushing after each."""
+    """Writes whole lines to a binary stream under a lock, flushing after each call."""
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._lock = threading.Lock()
 
     def write_line(self, line: bytes) -> None:
+        self.write_lines([line])
+
+    def write_lines(self, lines: list[bytes]) -> None:
         with self._lock:
-            self._stream.write(line + b"\n")
+            self._stream.write(b"\n".join(lines) + b"\n")
             self._stream.flush()
 
     def message(self, message: dict[str, Any]) -> None:

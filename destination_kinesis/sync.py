@@ -61,7 +61,7 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     logger.info("Kinesis streams ready (%d created; creating: %s) in %.1f s; batches of up to %d records, up to %d "
                 "requests in flight, retries for up to %d s.", sum(info.created for info in streams.values()),
                 creating, time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
-    checkpoint = Checkpoint(keys, output.write_line)
+    checkpoint = Checkpoint(keys, output.write_lines)
     routes = {}
     for key in keys:
         encoder = Encoder(config.data_format, config.compression, key if names[key] in shared else None)

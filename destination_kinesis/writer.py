@@ -28,7 +28,7 @@ from destination_kinesis.envelope import PAYLOAD, data_json, new_ids, payload
 from destination_kinesis.errors import input_error, system_error
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.lines import LineReader
-from destination_kinesis.messages import Record, decode_record_line, parse_line
+from destination_kinesis.messages import Record, decode_line, fast_state, is_utf8, parse_line
 from destination_kinesis.naming import StreamKey, display_name
 from destination_kinesis.partition import Partitioner
 from destination_kinesis.payload import Encoder
@@ -50,8 +50,9 @@ class Route:
 
     ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
     envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
-    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with all three defaults is ``plain``:
-    only plain routes take the fast path of :meth:`Writer._handle_lines`.
+    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
+    ``plain``: only plain routes take the fast path of :meth:`Writer._handle_lines` (which leaves records over the
+    limit to :meth:`Writer._write`).
     """
 
     key: StreamKey
@@ -67,15 +68,7 @@ class Route:
     plain: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.plain = self.partitioner is None and self.encoder is None and not self.skip_oversize
-
-
-def _is_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        self.plain = self.partitioner is None and self.encoder is None
 
 
 class Writer:
@@ -140,35 +133,44 @@ class Writer:
         """Handle consecutive input lines, the first being number ``line_no``.
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
-        stream, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as written, so exact),
-        that fits in a Kinesis record. Anything else, valid or not, goes to :meth:`_handle`, which explains what is
-        wrong with a line or handles it exactly.
+        stream with a plain route, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as
+        written, so exact), that fits in a Kinesis record; and a STATE that :func:`fast_state` can cut. Anything
+        else, valid or not, goes to :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
-        decode, b64 = decode_record_line, b64encode
+        decode, b64 = decode_line, b64encode
         record_in, add, submit = self._checkpoint.record, self._batcher.add, self._submit
+        state_in = self._checkpoint.state
         ids = self._ids
         for line in lines:
             try:
-                record = decode(line).record
+                message = decode(line)
             except (DecodeError, RecursionError):  # msgspec gives up on deep nesting; parse_line does not
-                record = None
-            if record is not None:
-                route = routes_get((record.namespace, record.stream))
-                data_text = bytes(record.data)
-                if route is not None and route.plain and data_text[0] == _OPEN_BRACE \
-                        and (line.isascii() or _is_utf8(line)):
-                    if not ids:
-                        ids.extend(new_ids(_ID_BLOCK))
-                    ab_id = ids.pop()
-                    data = PAYLOAD % (ab_id, record.emitted_at, data_text)
-                    size = len(data) + _ID_BYTES
-                    if size <= route.max_record_bytes:
-                        route.records += 1
-                        route.bytes += size
-                        for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id),
-                                         size, record_in(route.lane)):
-                            submit(batch)
+                message = None
+            if message is not None:
+                record = message.record
+                if record is not None and message.type == "RECORD":
+                    route = routes_get((record.namespace, record.stream))
+                    data_text = bytes(record.data)
+                    if route is not None and route.plain and data_text[0] == _OPEN_BRACE \
+                            and (line.isascii() or is_utf8(line)):
+                        if not ids:
+                            ids.extend(new_ids(_ID_BLOCK))
+                        ab_id = ids.pop()
+                        data = PAYLOAD % (ab_id, record.emitted_at, data_text)
+                        size = len(data) + _ID_BYTES
+                        if size <= route.max_record_bytes:
+                            route.records += 1
+                            route.bytes += size
+                            for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id), size,
+                                             record_in(route.lane)):
+                                submit(batch)
+                            line_no += 1
+                            continue
+                elif message.type == "STATE":
+                    state = fast_state(line, line_no)
+                    if state is not None:
+                        state_in(state)
                         line_no += 1
                         continue
             self._handle(line, line_no)

@@ -43,7 +43,7 @@ class Harness:
 
     def __init__(self, streams: tuple[StreamKey, ...] = (A, B, C)):
         self.emitted: list[bytes] = []
-        self.checkpoint = Checkpoint(streams, self.emitted.append)
+        self.checkpoint = Checkpoint(streams, self.emitted.extend)
 
     def record(self, key: StreamKey) -> Cell:
         return self.checkpoint.record(self.checkpoint.lane(key))

@@ -10,7 +10,7 @@ import pytest
 
 from destination_kinesis import messages
 from destination_kinesis.errors import ConnectorError
-from destination_kinesis.messages import ALL_STREAMS, Record, State, parse_line
+from destination_kinesis.messages import ALL_STREAMS, Record, State, decode_line, fast_state, parse_line
 from unit_tests.conftest import assert_same_json, exact_json, record_count, record_line
 
 MARKER = "MARKER-4f1c-never-echo"
@@ -302,3 +302,70 @@ def test_render_adds_rejected_record_count_only_when_some_were_rejected() -> Non
     rendered = _state(original).render(4, 2)
     assert rendered == original.replace(
         ',"id":5}', ',"id":5,"destinationStats":{"recordCount":4.0,"rejectedRecordCount":2.0}}').encode()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The writer's fast path: decode_line and fast_state agree with parse_line, or step aside
+# --------------------------------------------------------------------------------------------------------------------
+
+_SCOPE_LINES = [line for line, _ in test_state_scope.pytestmark[0].args[1]]  # type: ignore[attr-defined]
+_RENDER_LINES = test_render_keeps_every_original_byte_and_adds_destination_stats.pytestmark[0].args[1]  # type: ignore[attr-defined]
+_FAST_STATES = [
+    *_SCOPE_LINES,
+    BIG_STATE,
+    '{"type":"STATE","state":{ }}',
+    '{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s","namespace":"n"}},'
+    '"destinationStats":null}}',
+    '{"type":"STATE","state":{"data":{"destinationStats":1}}}',
+    '{"type":"STATE","extra":{},"state":{"type":"GLOBAL","global":{}}}',
+    '{"type":"STATE","state":{"data":{}},"state":{"data":{}}}',
+    '{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":""}}}}',
+    '{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s","namespace":7}}}}',
+    '{"type":"STATE","state":{"type":"PER_STREAM","data":{}}}',
+]
+_FAST_STATES += [line for line in _RENDER_LINES if line not in _FAST_STATES]
+
+
+@pytest.mark.parametrize("line", _FAST_STATES)
+def test_fast_state_equals_the_exact_parse_or_steps_aside(line: str) -> None:
+    """fast_state gives the state parse_line gives (same scope, same rendered bytes), or None, and then
+    parse_line decides (or explains the error). Lines it must leave alone: other members than type and state,
+    destinationStats in the state, the same state text twice, an empty stream name, unknown state types."""
+    raw = line.encode()
+    fast = fast_state(raw, 5)
+    try:
+        exact = parse_line(raw, 5)
+    except ConnectorError:
+        assert fast is None
+        return
+    assert isinstance(exact, State)
+    if fast is not None:
+        assert (fast.scope, fast.line_no) == (exact.scope, exact.line_no)
+        assert fast.render(7) == exact.render(7) and fast.render(1, 2) == exact.render(1, 2)
+
+
+def test_fast_state_takes_the_common_states_and_leaves_the_rest() -> None:
+    taken = [line for line in _FAST_STATES if fast_state(line.encode(), 1) is not None]
+    assert _SCOPE_LINES[0] in taken and '{"type":"STATE","state":{ }}' in taken
+    assert BIG_STATE not in taken  # msgspec refuses its escaped lone surrogate
+    assert len(taken) >= 12
+    for left in ('"destinationStats":null', '"extra":{}', '"state":{"data":{}},"state"', '"name":""}',
+                 '"PER_STREAM"', '"data":{"destinationStats":1}'):
+        assert not any(left in line for line in taken), left
+
+
+@pytest.mark.parametrize("line", [b'{"type":"STATE","state":{"data":{"s":"\xff"}}}',
+                                  b'{"type":"STATE","state":{"data":{"s":"\xed\xa0\x80"}}}'])
+def test_fast_state_leaves_invalid_utf8_to_parse_line(line: bytes) -> None:
+    assert fast_state(line, 1) is None
+    with pytest.raises(ConnectorError, match="UTF-8"):
+        parse_line(line, 1)
+
+
+def test_decode_line_keeps_record_data_as_written() -> None:
+    """The record's data comes back as its exact text (spacing, number spelling and all), not parsed."""
+    data = b'{ "n" : 2.50, "big": 123456789012345678901234567890, "e": 1E2, "z": -0 }'
+    message = decode_line(record_line(data.decode(), stream="users", namespace="crm"))
+    assert message.type == "RECORD" and message.record is not None
+    assert (message.record.namespace, message.record.stream) == ("crm", "users")
+    assert bytes(message.record.data) == data

@@ -88,12 +88,13 @@ class Harness:
         batcher = Batcher(buffer_size, linger_seconds=linger_seconds, max_buffered_bytes=max_buffered_bytes)
         self.writer = Writer(self.routes, batcher, self.sender, self.checkpoint)
 
-    def _emit(self, line: bytes) -> None:
-        self.emitted.append(line)
-        if self.client.log is not None:
-            self.client.log.append(("emitted", line))
-        if self.on_emit is not None:
-            self.on_emit(line)
+    def _emit(self, lines: list[bytes]) -> None:
+        for line in lines:
+            self.emitted.append(line)
+            if self.client.log is not None:
+                self.client.log.append(("emitted", line))
+            if self.on_emit is not None:
+                self.on_emit(line)
 
     @property
     def ids(self) -> list[int]:
@@ -637,3 +638,23 @@ def test_oversize_records_skipped_are_counted_in_the_next_state_and_never_sent(
     assert route.rejected == 1 and route.records == 3
     (message,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert "line 2" in message and "'ns.b'" in message and "SECRETVALUE" not in message
+
+
+def test_only_record_messages_are_written() -> None:
+    """A message of another type is not written even when it carries a well-formed 'record' member."""
+    line = record_line('{"tag":"log"}', stream=A[1]).replace(b'"type":"RECORD"', b'"type":"LOG"')
+    h = Harness(FakeKinesisClient())
+    h.run(lines(line, record_line('{"tag":"r"}', stream=A[1]), sstate(A, 1)))
+    assert [tag_of(d) for d in h.client.sent_data] == ["r"]
+    assert h.ids == [1] and record_count(h.emitted[0]) == 1
+
+
+def test_fast_and_exact_states_render_the_same() -> None:
+    """A state the fast path cuts and the same state sent down the exact path (by an extra member) are echoed
+    alike, each with its own scope's record count."""
+    plain = sstate(A, 1)
+    extra = plain[:-1] + b',"x":0}'
+    h = Harness(FakeKinesisClient())
+    h.run(lines(record_line("{}", stream=A[1]), plain, record_line("{}", stream=A[1]), extra))
+    rendered = plain[:-2] + b',"destinationStats":{"recordCount":1.0}}}'
+    assert h.emitted == [rendered, rendered[:-1] + b',"x":0}']
