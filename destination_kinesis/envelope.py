@@ -20,7 +20,7 @@ _VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab" * 4)
 
 
 def new_ids(count: int) -> list[bytes]:
-    """``count`` random (version 4) UUIDs as ASCII text, built together: about 0.1 µs each instead of the 4 µs of
+    """``count`` random (version 4) UUIDs as ASCII text, built together: about 0.2 µs each instead of the 4 µs of
     ``str(uuid.uuid4())``."""
     digits = urandom(16 * count).hex().encode("ascii")
     text = bytearray(b"-" * (36 * count))
@@ -28,7 +28,8 @@ def new_ids(count: int) -> list[bytes]:
         text[position::36] = digits[k::32]
     text[14::36] = b"4" * count
     text[19::36] = text[19::36].translate(_VARIANT)
-    return [bytes(text[i : i + 36]) for i in range(0, 36 * count, 36)]
+    ids = bytes(text)
+    return [ids[i : i + 36] for i in range(0, 36 * count, 36)]
 
 
 #: ``PAYLOAD % (ab_id, emitted_at, data_json)`` is :func:`payload`, for loops that cannot afford the call.

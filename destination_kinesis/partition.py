@@ -45,6 +45,7 @@ from destination_kinesis.errors import config_error, input_error
 from destination_kinesis.limits import MAX_PARTITION_KEY_CHARS
 from destination_kinesis.messages import Record
 from destination_kinesis.naming import StreamKey, display_name
+from destination_kinesis.rawjson import orjson_round_trip_is_exact
 
 logger = logging.getLogger("airbyte")
 
@@ -159,8 +160,15 @@ def value_at(data: Any, path: Path) -> Any:
 
 
 def exact_data(raw_data: bytes) -> Any:
-    """The record data copied exactly from its line, parsed with every digit: integers as int, other numbers as
-    Decimal (the stdlib parser also keeps lone surrogates, which orjson refuses)."""
+    """The record data copied exactly from its line, parsed with every digit: by orjson when its numbers are ones
+    a double holds exactly (:func:`~destination_kinesis.rawjson.orjson_round_trip_is_exact`), else with integers
+    as int and other numbers as Decimal (the stdlib parser also keeps lone surrogates, which orjson refuses).
+    Either way :func:`key_text` writes the same values the same way."""
+    if orjson_round_trip_is_exact(raw_data):
+        try:
+            return orjson.loads(raw_data)
+        except orjson.JSONDecodeError:
+            pass
     return json.loads(raw_data, parse_float=Decimal)
 
 

@@ -6,8 +6,8 @@ records are acknowledged, even while the source is quiet, and reading pauses whi
 
 Each record is touched once on its way: its fields found by msgspec (its ``data`` not parsed into objects but
 copied as written), its envelope and PutRecords entry built as bytes, appended to its stream's batch. Lines that need
-more (errors to explain, states, what msgspec refuses, and every record of a stream whose :class:`Route` is not
-plain) go through :func:`~destination_kinesis.messages.parse_line`.
+more (errors to explain, what msgspec refuses) go through :func:`~destination_kinesis.messages.parse_line`; records
+of a stream whose :class:`Route` is not plain are found the fast way but encoded by the route's options.
 """
 
 from __future__ import annotations
@@ -134,8 +134,9 @@ class Writer:
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
         stream with a plain route, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as
-        written, so exact), that fits in a Kinesis record; and a STATE that :func:`fast_state` can cut. Anything
-        else, valid or not, goes to :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
+        written, so exact), that fits in a Kinesis record; and a STATE that :func:`fast_state` can cut. Such records
+        of other routes skip the parsing but take :meth:`_write_record`. Anything else, valid or not, goes to
+        :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
@@ -152,8 +153,12 @@ class Writer:
                 if record is not None and message.type == "RECORD":
                     route = routes_get((record.namespace, record.stream))
                     data_text = bytes(record.data)
-                    if route is not None and route.plain and data_text[0] == _OPEN_BRACE \
-                            and (line.isascii() or is_utf8(line)):
+                    if route is not None and data_text[0] == _OPEN_BRACE and (line.isascii() or is_utf8(line)):
+                        if not route.plain:
+                            self._write_record(route, Record(route.key, record.emitted_at, None, data_text, line_no,
+                                                             line))
+                            line_no += 1
+                            continue
                         if not ids:
                             ids.extend(new_ids(_ID_BLOCK))
                         ab_id = ids.pop()
@@ -182,14 +187,18 @@ class Writer:
             route = self._routes.get(message.key)
             if route is None:
                 raise input_error(line_no, "this stream is not in the configured catalog", display_name(message.key))
-            if not self._ids:
-                self._ids.extend(new_ids(_ID_BLOCK))
-            ab_id = self._ids.pop()
-            key = ab_id if route.partitioner is None else route.partitioner.key(message, ab_id)
-            encode = payload if route.encoder is None else route.encoder
-            self._write(route, encode(ab_id, message.emitted_at, data_json(message)), key, line_no)
+            self._write_record(route, message)
         elif message is not None:
             self._checkpoint.state(message)
+
+    def _write_record(self, route: Route, record: Record) -> None:
+        """Give the record its id, partition key and Kinesis data, by its route's options, and write it."""
+        if not self._ids:
+            self._ids.extend(new_ids(_ID_BLOCK))
+        ab_id = self._ids.pop()
+        key = ab_id if route.partitioner is None else route.partitioner.key(record, ab_id)
+        encode = payload if route.encoder is None else route.encoder
+        self._write(route, encode(ab_id, record.emitted_at, data_json(record)), key, record.line_no)
 
     def _write(self, route: Route, data: bytes, key: bytes, line_no: int) -> None:
         """Count the record in and add it to its stream's batch (``key`` is its UTF-8 partition key); submit the

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import subprocess
 import sys
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -88,6 +90,17 @@ def test_same_value_different_spelling_same_key_on_both_paths() -> None:
         assert fast.data is not None and exact.raw_data is not None
         assert rule.key(fast, AB_ID) == rule.key(exact, AB_ID) == b"2.5"
     assert rule.key(_record('{"v":1E2}'), AB_ID) == rule.key(_record('{"v":1E2' + big + "}"), AB_ID) == b"100.0"
+
+
+@pytest.mark.parametrize("spelling", ["2.50", "0.1", "-0.0", "5", "5.0", "-0", "1E2", "25e-1", "123456789012345",
+                                      "1234567890123456789", "0.30000000000000004", "[1.5,{\"a\":-2.0}]"])
+def test_raw_data_gives_the_key_of_the_exact_parse(spelling: str) -> None:
+    """Data copied as written (the writer's fast path for routes with options) is parsed by orjson when that is
+    exact, else by the stdlib with Decimals: either way the key is the one the exact parse gives."""
+    rule = Partitioner((None, "s"), KeyRule("fields", (("v",),)))
+    raw = f'{{"v":{spelling}}}'.encode()
+    record = Record((None, "s"), 1, None, raw, 1)
+    assert rule.key(record, AB_ID) == key_text([json.loads(raw, parse_float=Decimal)["v"]]).encode()
 
 
 @pytest.mark.parametrize(("data", "key"), [

@@ -593,8 +593,9 @@ def _optioned(h: Harness, key: StreamKey, **options: Any) -> Route:
     return route
 
 
-def test_only_plain_routes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every record of a route with an option goes through parse_line; those of a plain route do not."""
+def test_routes_with_options_are_found_fast_and_written_by_their_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of a route with options skip parse_line as plain ones do, get their options' key, and keep their
+    data as written (a number's spelling too), like the records of a plain route."""
     h = Harness(FakeKinesisClient())
     route = _optioned(h, B, partitioner=Partitioner(B, KeyRule("fields", (("tag",),))))
     assert h.routes[A].plain and not route.plain
@@ -605,12 +606,14 @@ def test_only_plain_routes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
         return parse_line(line, line_no)
 
     monkeypatch.setattr(writer, "parse_line", counting_parse_line)
-    h.run(lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(B, "b2")))
-    assert parsed == [2, 4]
+    spelled = record_line('{"tag":"b3","n":2.50,"e":1E2}', stream=B[1], namespace=B[0])
+    h.run(lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(B, "b2"), spelled))
+    assert parsed == []
     keys = {tag_of(e["Data"]): e["PartitionKey"] for _, entries in h.client.calls for e in entries}
-    assert keys["b1"] == '"b1"' and keys["b2"] == '"b2"'
+    assert keys["b1"] == '"b1"' and keys["b2"] == '"b2"' and keys["b3"] == '"b3"'
     assert len(keys["a1"]) == 36 and keys["a1"] == json.loads(
         next(e["Data"] for _, es in h.client.calls for e in es if tag_of(e["Data"]) == "a1"))["_airbyte_ab_id"]
+    assert any(data.endswith(b'"_airbyte_data":{"tag":"b3","n":2.50,"e":1E2}}') for data in h.client.sent_data)
 
 
 def test_a_record_that_fits_only_compressed_is_written() -> None:
