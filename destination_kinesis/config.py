@@ -29,6 +29,7 @@ from destination_kinesis.naming import DEFAULT_TEMPLATE, NameTemplate
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ROLE_SESSION_NAME = "destination-kinesis"
 DEFAULT_RETRY_TIMEOUT_SECONDS = 300
+DEFAULT_MAX_IN_FLIGHT = 16
 #: IAM role ARNs (any partition); the same pattern is in spec.json.
 ROLE_ARN_PATTERN = r"^arn:[a-z-]+:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
 #: STS RoleSessionName: 2-64 characters of these.
@@ -93,7 +94,7 @@ class KinesisConfig(BaseModel):
     #: How long the sender keeps retrying one batch before the sync fails.
     retry_timeout_seconds: int = Field(DEFAULT_RETRY_TIMEOUT_SECONDS, alias="retryTimeoutSeconds", ge=1)
     #: PutRecords requests in flight at most; throttling lowers the number for a while (see pressure.py).
-    max_in_flight_requests: int = Field(16, alias="maxInFlightRequests", ge=1, le=128)
+    max_in_flight_requests: int = Field(DEFAULT_MAX_IN_FLIGHT, alias="maxInFlightRequests", ge=1, le=128)
     #: None: ``primary_key`` for append_dedup streams with a primary key, ``random`` for the others (see partition).
     partition_key: PartitionKeyKind | None = Field(None, alias="partitionKey")
     #: Paths into ``data`` for ``partitionKey: fields``, each a tuple of member names (written "a.b" in the config).

@@ -28,6 +28,7 @@ from tenacity import (
 
 from destination_kinesis import aws_errors
 from destination_kinesis.batcher import Batch
+from destination_kinesis.config import DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_TIMEOUT_SECONDS
 from destination_kinesis.errors import ConnectorError, system_error, transient_error
 from destination_kinesis.pressure import Pressure
 
@@ -36,8 +37,6 @@ from destination_kinesis.pressure import Pressure
 Put = Callable[[str, Sequence[bytes]], list[dict[str, Any]] | None]
 """One PutRecords call: None when every entry was accepted, else one result per entry (see :mod:`putrecords`)."""
 
-DEFAULT_MAX_IN_FLIGHT = 16
-DEFAULT_RETRY_SECONDS = 300.0
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 10.0
 
@@ -173,7 +172,7 @@ class Sender:
     """
 
     def __init__(self, put: Put, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                 retry_seconds: float = DEFAULT_RETRY_SECONDS):
+                 retry_seconds: float = DEFAULT_RETRY_TIMEOUT_SECONDS):
         self._put = put
         self._retry_seconds = retry_seconds
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="put-records")

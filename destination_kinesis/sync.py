@@ -39,6 +39,10 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
     names = kinesis_stream_names(keys, config.name_template)
     rules = key_rules(config, catalog.streams)
+    if config.partition_key_fields and config.partition_key != "fields":
+        logger.warning("partitionKeyFields is set, but partitionKey is %s, so those fields are not used; set "
+                       "partitionKey to 'fields' to build keys from them.",
+                       f"'{config.partition_key}'" if config.partition_key else "not set")
     for key in keys:
         logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s.", display_name(key), names[key],
                     rules[key].describe())

@@ -21,7 +21,7 @@ from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, dec
 pytestmark = pytest.mark.usefixtures("fast_backoff")
 
 #: The production backoff, read before any test shrinks it.
-PRODUCTION_BACKOFF = (sender.BACKOFF_BASE_SECONDS, sender.BACKOFF_MAX_SECONDS, sender.DEFAULT_RETRY_SECONDS)
+PRODUCTION_BACKOFF = (sender.BACKOFF_BASE_SECONDS, sender.BACKOFF_MAX_SECONDS, sender.DEFAULT_RETRY_TIMEOUT_SECONDS)
 RETRY_SECONDS = 0.3
 STREAM = "orders_kinesis"
 

@@ -82,3 +82,16 @@ def test_write_sync_refuses_primary_key_for_a_stream_without_one(fake: FakeSyncC
                                           Output(io.BytesIO())), b"")
     assert "'orders'" in caught.value.message and caught.value.failure_type == "config_error"
     assert fake.created == []
+
+
+def test_write_sync_warns_when_partition_key_fields_are_set_but_unused(fake: FakeSyncClient,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    catalog = ConfiguredCatalog.model_validate({"streams": [{"stream": {"name": "orders"}}]})
+    for partition_key, shown in ((None, "not set"), ("random", "'random'")):
+        caplog.clear()
+        config = parse_config({**CONFIG, "partitionKeyFields": ["id"],
+                               **({"partitionKey": partition_key} if partition_key else {})})
+        with caplog.at_level(logging.INFO, logger="airbyte"):
+            run_on_pipe(lambda fd: write_sync(config, catalog, fd, Output(io.BytesIO())), b"")
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any(f"partitionKeyFields is set, but partitionKey is {shown}" in w for w in warnings), warnings
