@@ -18,7 +18,9 @@ stream's remainder). Then, per mode, each measurement on its own freshly started
 * empty sync: the connector on an input without records, measured as below: its fixed cost (imports, clients,
   stream creation), which every connector figure includes.
 * connector: ``destination-kinesis write`` (the console script next to ``sys.executable``) reading the input file on
-  stdin; wall time from spawn to exit, user+sys CPU and peak RSS of that process alone (``os.wait4``).
+  stdin; wall time from spawn to exit, user+sys CPU of that process alone (``os.wait4``) and its peak RSS
+  (``VmHWM`` from ``/proc``, polled while it runs: ``wait4``'s ``ru_maxrss`` would include this benchmark's own
+  memory, which the child shares between fork and exec).
 * baseline: ``python ../shared/peers/java_0_1_5_port.py write`` measured the same way.
 
 Connector and baseline run ``--runs`` times each; ratios use the fastest successful run of each.
@@ -395,6 +397,37 @@ def measure_ceiling(mode: str, inp: Input, requests: list[tuple[bytes, int]], th
                   server_cpu_s=server_cpu, failure=failure)
 
 
+class PeakRss:
+    """Polls a running process's ``VmHWM`` (the peak resident memory of the program it exec'd) every 20 ms.
+
+    ``VmHWM`` only grows, so the last value read before the process exits is its peak but for what it allocated in
+    its last 20 ms. :meth:`stop` returns the peak in KiB (None when it could not be read at all).
+    """
+
+    def __init__(self, pid: int):
+        self._path = Path(f"/proc/{pid}/status")
+        self._done = threading.Event()
+        self.peak_kib: int | None = None
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                for line in self._path.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kib = max(self.peak_kib or 0, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            if self._done.wait(0.02):
+                return
+
+    def stop(self) -> int | None:
+        self._done.set()
+        self._thread.join()
+        return self.peak_kib
+
+
 def measure_sync(what: str, mode: str, inp: Input, args: argparse.Namespace, workdir: Path) -> Result:
     """Run the connector or the baseline on a fresh server, time it, then verify what arrived."""
     server = start_server(mode)
@@ -409,13 +442,15 @@ def measure_sync(what: str, mode: str, inp: Input, args: argparse.Namespace, wor
                                        stdin=stdin, stdout=stdout, stderr=stderr)
             watchdog = threading.Timer(args.timeout, process.kill)
             watchdog.start()
+            peak = PeakRss(process.pid)
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.perf_counter() - started
             watchdog.cancel()
+            peak_rss_kib = peak.stop()
             server_cpu = cpu_seconds(server.pid) - cpu_before
         process.returncode = os.waitstatus_to_exitcode(status)
         result = Result(mode, what, inp.records, inp.state_every, wall, inp.data_bytes,
-                        cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_kib=usage.ru_maxrss, server_cpu_s=server_cpu)
+                        cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_kib=peak_rss_kib, server_cpu_s=server_cpu)
         states, trace = read_output(out_path)
         result.states = states
         expected_states = min(inp.states, 1) if what == "baseline" else inp.states

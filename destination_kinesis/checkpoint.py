@@ -89,13 +89,15 @@ class Checkpoint:
         else:
             lane = self._lanes.get(state.scope)
             lanes = (lane,) if lane is not None else ()  # a stream without records in this sync: nothing to wait for
-        count = sum(lane.since_state for lane in lanes)
-        rejected = sum(lane.rejected_since_state for lane in lanes)
+        count = rejected = 0
         for lane in lanes:
+            count += lane.since_state
+            rejected += lane.rejected_since_state
             lane.since_state = lane.rejected_since_state = 0
         self._pending.append((self._epoch, state, lanes, count, rejected))
         self._epoch += 1
-        self._release()
+        if len(self._pending) == 1:  # behind a state still waiting it waits too: states go out in arrival order
+            self._release()
 
     @property
     def pending_states(self) -> int:

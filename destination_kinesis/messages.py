@@ -74,10 +74,12 @@ class RecordFields(msgspec.Struct, gc=False):
 
 
 class MessageFields(msgspec.Struct, gc=False):
-    """An Airbyte message's ``type`` and, for a RECORD, its ``record``; other members are validated, then skipped."""
+    """An Airbyte message's ``type`` and its ``record`` (fields) or ``state`` (the object's text, empty when there is
+    no ``state``); other members are validated, then skipped."""
 
     type: str
     record: RecordFields | None = None
+    state: msgspec.Raw = msgspec.Raw()
 
 
 decode_line = msgspec.json.Decoder(MessageFields).decode
@@ -98,11 +100,6 @@ def is_utf8(line: bytes) -> bool:
     return True
 
 
-class _StateLine(msgspec.Struct, forbid_unknown_fields=True):
-    type: str
-    state: msgspec.Raw
-
-
 class _Descriptor(msgspec.Struct):
     name: str
     namespace: str | None = None
@@ -117,25 +114,21 @@ class _StateFields(msgspec.Struct):
     stream: _StreamPart | None = None
 
 
-_decode_state_line = msgspec.json.Decoder(_StateLine).decode
 _decode_state_fields = msgspec.json.Decoder(_StateFields).decode
 
 
-def fast_state(line: bytes, line_no: int) -> State | None:
-    """The STATE of ``line`` found without the exact parser, or None for :func:`parse_line` to handle the line.
+def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
+    """The STATE of ``line``, whose ``state`` member :data:`decode_line` found, read without the exact parser; or None
+    for :func:`parse_line` to handle the line.
 
-    Only a valid UTF-8 line with no member besides ``type`` and ``state`` and no ``destinationStats`` in its state
-    is taken: then the state's text is the first occurrence of itself in the line (``type`` is ``"STATE"``, which
-    holds no ``{``), so the line can be cut there.
+    Only a valid UTF-8 line whose state object holds no ``destinationStats`` and whose text occurs once in the line
+    is taken: that one occurrence is the state's own (the member that counts when ``state`` is given twice), so the
+    line can be cut there.
     """
     try:
-        message = _decode_state_line(line)
-        fields = _decode_state_fields(message.state)
+        fields = _decode_state_fields(state)
     except (msgspec.DecodeError, RecursionError):
         return None
-    if message.type != "STATE":
-        return None
-    state = message.state
     text = bytes(state)
     if b'"destinationStats"' in text or not (line.isascii() or is_utf8(line)):
         return None
@@ -150,7 +143,7 @@ def fast_state(line: bytes, line_no: int) -> State | None:
         return None
     start = line.find(text)
     if line.find(text, start + 1) != -1:
-        return None  # the same state twice ("state" given twice, say): let the exact parser say which one counts
+        return None
     close = start + len(text) - 1  # the state object's closing brace
     comma = b"," if text[1:-1].strip() else b""
     return State(scope, line_no, b'%b%b"destinationStats":' % (line[:close], comma), line[close:].rstrip())

@@ -172,8 +172,8 @@ class Writer:
                                 submit(batch)
                             line_no += 1
                             continue
-                elif message.type == "STATE":
-                    state = fast_state(line, line_no)
+                elif message.type == "STATE" and message.state:
+                    state = fast_state(line, message.state, line_no)
                     if state is not None:
                         state_in(state)
                         line_no += 1

@@ -92,6 +92,6 @@ def test_write_sync_warns_when_partition_key_fields_are_set_but_unused(fake: Fak
         config = parse_config({**CONFIG, "partitionKeyFields": ["id"],
                                **({"partitionKey": partition_key} if partition_key else {})})
         with caplog.at_level(logging.INFO, logger="airbyte"):
-            run_on_pipe(lambda fd: write_sync(config, catalog, fd, Output(io.BytesIO())), b"")
+            run_on_pipe(lambda fd, config=config: write_sync(config, catalog, fd, Output(io.BytesIO())), b"")
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert any(f"partitionKeyFields is set, but partitionKey is {shown}" in w for w in warnings), warnings
