@@ -51,8 +51,7 @@ class Route:
     ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
     envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
     ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
-    ``plain``: only plain routes take the fast path of :meth:`Writer._handle_lines` (which leaves records over the
-    limit to :meth:`Writer._write`).
+    ``plain``: only plain routes take the inline path of :meth:`Writer._handle_lines`.
     """
 
     key: StreamKey
@@ -135,8 +134,9 @@ class Writer:
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
         stream with a plain route, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as
         written, so exact), that fits in a Kinesis record; and a STATE that :func:`fast_state` can cut. Such records
-        of other routes skip the parsing but take :meth:`_write_record`. Anything else, valid or not, goes to
-        :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
+        of other routes, and those over the size limit, are not parsed either but take :meth:`_write_record`.
+        Anything else, valid or not, goes to :meth:`_handle`, which explains what is wrong with a line or handles it
+        exactly.
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
@@ -154,24 +154,23 @@ class Writer:
                     route = routes_get((record.namespace, record.stream))
                     data_text = bytes(record.data)
                     if route is not None and data_text[0] == _OPEN_BRACE and (line.isascii() or is_utf8(line)):
-                        if not route.plain:
-                            self._write_record(route, Record(route.key, record.emitted_at, None, data_text, line_no,
-                                                             line))
-                            line_no += 1
-                            continue
-                        if not ids:
-                            ids.extend(new_ids(_ID_BLOCK))
-                        ab_id = ids.pop()
-                        data = PAYLOAD % (ab_id, record.emitted_at, data_text)
-                        size = len(data) + _ID_BYTES
-                        if size <= route.max_record_bytes:
-                            route.records += 1
-                            route.bytes += size
-                            for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id), size,
-                                             record_in(route.lane)):
-                                submit(batch)
-                            line_no += 1
-                            continue
+                        if route.plain:
+                            if not ids:
+                                ids.extend(new_ids(_ID_BLOCK))
+                            ab_id = ids.pop()
+                            data = PAYLOAD % (ab_id, record.emitted_at, data_text)
+                            size = len(data) + _ID_BYTES
+                            if size <= route.max_record_bytes:
+                                route.records += 1
+                                route.bytes += size
+                                for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id), size,
+                                                 record_in(route.lane)):
+                                    submit(batch)
+                                line_no += 1
+                                continue
+                        self._write_record(route, Record(route.key, record.emitted_at, None, data_text, line_no, line))
+                        line_no += 1
+                        continue
                 elif message.type == "STATE" and message.state:
                     state = fast_state(line, message.state, line_no)
                     if state is not None:
