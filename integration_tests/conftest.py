@@ -280,8 +280,12 @@ def check_connection(config: dict[str, Any], tmp_path: Path, env: dict[str, str]
     return CheckStatus(status["status"], status.get("message") or "", process)
 
 
+Sync = Callable[..., SyncResult]
+"""The ``sync`` fixture: runs the console script's write on given input and returns what it did."""
+
+
 @pytest.fixture
-def sync(kinesalite: Emulator, tmp_path: Path) -> Callable[..., SyncResult]:
+def sync(kinesalite: Emulator, tmp_path: Path) -> Sync:
     """Run ``write`` against the emulator: ``sync(streams, stdin_bytes, timeout=..., **config_overrides)``."""
 
     def run(

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from destination_kinesis.limits import MIB
+
 from .conftest import (
     EMITTED_AT,
+    Sync,
     SyncResult,
     assert_synced,
     catalog,
@@ -31,9 +34,6 @@ from .conftest import (
     write_json,
 )
 from .kinesis_emulator import Emulator, kinesis_client, read_stream
-
-Sync = Callable[..., SyncResult]
-MIB = 1024 * 1024
 
 
 def nested(depth: int) -> str:

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 import zstandard
 
+from destination_kinesis.limits import MIB
+
 from .conftest import (
     EMITTED_AT,
+    Sync,
     SyncResult,
     assert_states_echoed,
     configured_stream,
@@ -28,9 +31,6 @@ from .conftest import (
     unique,
 )
 from .kinesis_emulator import Emulator, read_stream
-
-Sync = Callable[..., SyncResult]
-MIB = 1024 * 1024
 
 
 def _logs(result: SyncResult) -> str:

@@ -3,7 +3,6 @@ supports ON_DEMAND and tags), createStreams and streamNameTemplate on kinesalite
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from .conftest import (
     EMITTED_AT,
-    SyncResult,
+    Sync,
     assert_states_echoed,
     assert_synced,
     check_connection,
@@ -27,7 +26,6 @@ from .conftest import (
 )
 from .kinesis_emulator import Emulator, kinesis_client, read_stream
 
-Sync = Callable[..., SyncResult]
 TAGS = [{"key": "team", "value": "data platform"}, {"key": "cost-center", "value": "4711"}, {"key": "empty"}]
 
 

@@ -13,7 +13,7 @@ import pytest
 from .conftest import (
     EMITTED_AT,
     Message,
-    SyncResult,
+    Sync,
     assert_synced,
     configured_stream,
     error_traces,
@@ -23,8 +23,6 @@ from .conftest import (
     unique,
 )
 from .kinesis_emulator import Emulator
-
-Sync = Callable[..., SyncResult]
 
 
 def global_state(state_id: int, streams: list[tuple[str | None, str]], cursor: int) -> Message:
