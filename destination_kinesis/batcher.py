@@ -1,13 +1,24 @@
 """Per Kinesis stream buffers that become PutRecords batches: by record count, by request bytes, by linger time, and
-by a cap on the bytes held across all streams, so memory does not grow with the number of streams."""
+by a cap on the bytes held across all streams, so memory does not grow with the number of streams.
+
+Records are counted into the checkpoint by *runs*, not one by one: a run is the consecutive records of one
+:class:`~destination_kinesis.route.Route` in one batch, and it is counted (one checkpoint cell, its record count)
+when it ends: when its batch closes, when a record of another route joins the batch, or at :meth:`Batcher.end_runs`,
+which must come before every state the checkpoint receives. While a route's run is open, ``route.batch`` is its
+batch, and a record that fits in it (``batch.size + size <= max_bytes``) may be appended directly: ``entries.append``,
+``size +=``, then :meth:`Batcher.close` once it holds ``max_records``. This is the writer's inline path; everything
+else goes through :meth:`Batcher.add`.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from destination_kinesis.checkpoint import Cell
+from destination_kinesis.checkpoint import Cell, Lane
 from destination_kinesis.limits import MAX_REQUEST_BYTES
+from destination_kinesis.route import Route
 
 DEFAULT_LINGER_SECONDS = 1.0
 #: Bytes held in open buffers across all streams before the fullest is sent early.
@@ -18,68 +29,94 @@ DEFAULT_MAX_BUFFERED_BYTES = 2 * MAX_REQUEST_BYTES
 class Batch:
     """Records bound for one Kinesis stream, in input order: at most the buffer size and the request byte limit.
 
-    ``entries`` are PutRecords entries as JSON text (see :func:`destination_kinesis.putrecords.entry`); ``cells[i]``
-    is the checkpoint cell of ``entries[i]``; ``size`` counts data plus partition keys, as Kinesis does.
+    ``entries`` are PutRecords entries as JSON text (see :func:`destination_kinesis.putrecords.entry`); ``runs`` are
+    the checkpoint cells of the entries and how many consecutive entries each counts, in order; ``size`` counts data
+    plus partition keys, as Kinesis does. The ``run_`` fields describe the open run: its route, and the entry count
+    and size of the batch when it started.
     """
 
     stream_name: str
     entries: list[bytes] = field(default_factory=list)
-    cells: list[Cell] = field(default_factory=list)
+    runs: list[tuple[Cell, int]] = field(default_factory=list)
     size: int = 0
     born: float = 0.0
+    run_route: Route | None = None
+    run_start: int = 0
+    run_size: int = 0
 
 
 class Batcher:
-    """Collects encoded records per Kinesis stream and hands out full or lingering batches."""
+    """Collects encoded records per Kinesis stream and hands out full or lingering batches.
 
-    def __init__(self, max_records: int, linger_seconds: float = DEFAULT_LINGER_SECONDS,
-                 max_bytes: int = MAX_REQUEST_BYTES, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
-        self._max_records = max_records
-        self._max_bytes = max_bytes
+    ``count(lane, n)`` counts ``n`` records of a lane into the checkpoint and returns their cell
+    (:meth:`~destination_kinesis.checkpoint.Checkpoint.count`).
+    """
+
+    def __init__(self, max_records: int, count: Callable[[Lane, int], Cell],
+                 linger_seconds: float = DEFAULT_LINGER_SECONDS, max_bytes: int = MAX_REQUEST_BYTES,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self._count = count
         self._max_buffered = max_buffered_bytes
         self._linger = linger_seconds
         self._open: dict[str, Batch] = {}
-        self._buffered = 0  # sizes of the open batches, summed
 
-    def add(self, stream_name: str, entry: bytes, size: int, cell: Cell) -> tuple[Batch, ...]:
-        """Add one record (``size`` = its data plus partition key bytes); return the batches that became ready.
-
-        A record that would push its stream's buffer past the byte limit closes that buffer first; a record that
-        takes the bytes held across streams past their cap closes the fullest buffer.
-        """
-        closed: tuple[Batch, ...] = ()
-        batch = self._open.get(stream_name)
-        if batch is not None and batch.size + size > self._max_bytes:
-            closed = (self._close(stream_name),)
+    def add(self, route: Route, entry: bytes, size: int) -> list[Batch]:
+        """Add one record of ``route`` (``size`` = its data plus partition key bytes); return the batches that
+        became ready. A record that would push its stream's buffer past the byte limit closes that buffer first."""
+        closed = []
+        batch = self._open.get(route.kinesis_name)
+        if batch is not None and batch.size + size > self.max_bytes:
+            closed.append(self.close(batch))
             batch = None
         if batch is None:
-            batch = self._open[stream_name] = Batch(stream_name, born=time.monotonic())
+            batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic())
+        if batch.run_route is not route:
+            self._end_run(batch)
+            batch.run_route, batch.run_start, batch.run_size = route, len(batch.entries), batch.size
+            route.batch = batch
         batch.entries.append(entry)
-        batch.cells.append(cell)
         batch.size += size
-        self._buffered += size
-        if len(batch.entries) >= self._max_records:
-            closed += (self._close(stream_name),)
-        if self._buffered > self._max_buffered:
-            closed += (self._close(max(self._open, key=lambda name: self._open[name].size)),)
+        if len(batch.entries) >= self.max_records:
+            closed.append(self.close(batch))
         return closed
 
-    def _close(self, stream_name: str) -> Batch:
-        batch = self._open.pop(stream_name)
-        self._buffered -= batch.size
+    def close(self, batch: Batch) -> Batch:
+        """Take ``batch``, an open one, out of the buffers, its run counted; return it."""
+        self._end_run(batch)
+        del self._open[batch.stream_name]
         return batch
+
+    def end_runs(self) -> None:
+        """Count every open run into the checkpoint: call before the checkpoint receives a state."""
+        for batch in self._open.values():
+            self._end_run(batch)
+
+    def _end_run(self, batch: Batch) -> None:
+        route = batch.run_route
+        if route is None:
+            return
+        records = len(batch.entries) - batch.run_start  # at least 1: a run starts with a record
+        route.records += records
+        route.bytes += batch.size - batch.run_size
+        batch.runs.append((self._count(route.lane, records), records))
+        route.batch = batch.run_route = None
+
+    def overflow(self) -> list[Batch]:
+        """Close the fullest buffers while the bytes held across streams are over the cap; return them."""
+        closed = []
+        while sum(batch.size for batch in self._open.values()) > self._max_buffered:
+            closed.append(self.close(max(self._open.values(), key=lambda batch: batch.size)))
+        return closed
 
     def expired(self, now: float) -> list[Batch]:
         """Remove and return the batches that have waited the linger time."""
-        due = [name for name, batch in self._open.items() if now - batch.born >= self._linger]
-        return [self._close(name) for name in due]
+        return [self.close(batch) for batch in list(self._open.values()) if now - batch.born >= self._linger]
 
     def drain(self) -> list[Batch]:
         """Remove and return every open batch (end of input)."""
-        batches = list(self._open.values())
-        self._open.clear()
-        self._buffered = 0
-        return batches
+        return [self.close(batch) for batch in list(self._open.values())]
 
     def seconds_to_next_linger(self, now: float) -> float | None:
         """Seconds until the oldest open batch is due, or None when nothing is open."""

@@ -60,14 +60,15 @@ class Checkpoint:
         """The lane of a stream in the catalog (KeyError for any other)."""
         return self._lanes[key]
 
-    def record(self, lane: Lane) -> Cell:
-        """Count a record of ``lane`` in; pass the returned cell to :meth:`ack` once Kinesis has accepted it."""
+    def count(self, lane: Lane, records: int) -> Cell:
+        """Count ``records`` records of ``lane`` in; acknowledge them with their cell (:meth:`ack`) once Kinesis has
+        accepted them."""
         cell = lane.open
         if cell is None or cell.epoch != self._epoch:
             cell = lane.open = Cell(self._epoch)
             lane.cells.append(cell)
-        cell.unacked += 1
-        lane.since_state += 1
+        cell.unacked += records
+        lane.since_state += records
         return cell
 
     def reject(self, lane: Lane) -> None:
@@ -76,10 +77,10 @@ class Checkpoint:
         lane.since_state += 1
         lane.rejected_since_state += 1
 
-    def ack(self, cells: Iterable[Cell]) -> None:
-        """Kinesis accepted the records counted in by these cells (one cell per record)."""
-        for cell in cells:
-            cell.unacked -= 1
+    def ack(self, runs: Iterable[tuple[Cell, int]]) -> None:
+        """Kinesis accepted these records: each run is a cell from :meth:`count` and how many of its records."""
+        for cell, records in runs:
+            cell.unacked -= records
         self._release()
 
     def state(self, state: State) -> None:

@@ -7,38 +7,69 @@ JSON value unchanged (see :mod:`destination_kinesis.rawjson`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from os import urandom
 
 import orjson
 
 from destination_kinesis.messages import Record, parse_exact
 
-#: Where the 32 hex digits of a UUID go in its 36-character text (the others are dashes).
-_DIGIT_POSITIONS = [i for i in range(36) if i not in (8, 13, 18, 23)]
-#: The variant digit of a RFC 4122 UUID is 10xx in binary: map any hex digit onto 8, 9, a or b.
-_VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab" * 4)
+#: The text of one id from :func:`new_ids`: a UUID in quotes (38 bytes), then a newline that separates it from the next.
+_ID_TEXT = 39
+_QUOTES, _DASHES, _VERSION, _VARIANT, _END = (0, 37), (9, 14, 19, 24), 15, 20, 38
+
+
+def _id_layout() -> tuple[bytes, bytes]:
+    """Per byte of an id's text: the mask that keeps the random nibble (0 for fixed bytes), and the fixed value.
+
+    Values 0-15 are hex digits, 16 a dash, 17 a quote and 18 the newline: :data:`_TO_TEXT` maps them to text.
+    """
+    keep, fixed = bytearray([0x0F] * _ID_TEXT), bytearray(_ID_TEXT)
+    for position in _QUOTES + _DASHES + (_VERSION, _END):
+        keep[position] = 0
+    for position in _QUOTES:
+        fixed[position] = 17
+    for position in _DASHES:
+        fixed[position] = 16
+    fixed[_VERSION] = 4
+    keep[_VARIANT], fixed[_VARIANT] = 0x03, 0x08  # RFC 4122 variant: 10xx in binary, so 8, 9, a or b
+    fixed[_END] = 18
+    return bytes(keep), bytes(fixed)
+
+
+_KEEP, _FIXED = _id_layout()
+_TO_TEXT = b'0123456789abcdef-"\n' + bytes(256 - 19)
+
+
+@lru_cache(maxsize=4)
+def _masks(count: int) -> tuple[int, int]:
+    return int.from_bytes(_KEEP * count, "little"), int.from_bytes(_FIXED * count, "little")
 
 
 def new_ids(count: int) -> list[bytes]:
-    """``count`` random (version 4) UUIDs as ASCII text, built together: about 0.2 µs each instead of the 4 µs of
-    ``str(uuid.uuid4())``."""
-    digits = urandom(16 * count).hex().encode("ascii")
-    text = bytearray(b"-" * (36 * count))
-    for k, position in enumerate(_DIGIT_POSITIONS):
-        text[position::36] = digits[k::32]
-    text[14::36] = b"4" * count
-    text[19::36] = text[19::36].translate(_VARIANT)
-    ids = bytes(text)
-    return [ids[i : i + 36] for i in range(0, 36 * count, 36)]
+    """``count`` random (version 4) UUIDs, each as a JSON string: its 36 characters in quotes.
+
+    They are built together, in about 0.2 µs each instead of the 4 µs of ``str(uuid.uuid4())``: random bytes masked
+    to one nibble each (the fixed digits and separators set) by integer arithmetic over the whole block, mapped to
+    text by one ``translate``, cut apart by one ``split``.
+    """
+    size = _ID_TEXT * count
+    keep, fixed = _masks(count)
+    digits = (int.from_bytes(urandom(size), "little") & keep | fixed).to_bytes(size, "little")
+    ids = digits.translate(_TO_TEXT).split(b"\n")
+    ids.pop()  # the empty text after the last newline
+    return ids
 
 
-#: ``PAYLOAD % (ab_id, emitted_at, data_json)`` is :func:`payload`, for loops that cannot afford the call.
-PAYLOAD = b'{"_airbyte_ab_id":"%b","_airbyte_emitted_at":%d,"_airbyte_data":%b}'
+#: ``PAYLOAD % (ab_id as a JSON string, emitted_at, data_json)`` is :func:`payload`, for loops that cannot afford the
+#: call (ids from :func:`new_ids` are JSON strings already).
+PAYLOAD = b'{"_airbyte_ab_id":%b,"_airbyte_emitted_at":%d,"_airbyte_data":%b}'
 
 
 def payload(ab_id: bytes, emitted_at: int, data_json: bytes) -> bytes:
-    """The Kinesis record data: the envelope around ``data_json``, the record's data as JSON text."""
-    return PAYLOAD % (ab_id, emitted_at, data_json)
+    """The Kinesis record data: the envelope around ``data_json``, the record's data as JSON text (``ab_id`` is the
+    id's 36 characters, without quotes)."""
+    return PAYLOAD % (b'"%b"' % ab_id, emitted_at, data_json)
 
 
 def data_json(record: Record) -> bytes:

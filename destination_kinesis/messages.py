@@ -92,10 +92,10 @@ escaped surrogates' pairing (it refuses lone ones): callers check the UTF-8, and
 """
 
 
-def is_utf8(line: bytes) -> bool:
+def is_utf8(line: bytes | memoryview) -> bool:
     """Whether ``line`` is valid UTF-8 (which msgspec does not check)."""
     try:
-        line.decode("utf-8")
+        str(line, "utf-8")
     except UnicodeDecodeError:
         return False
     return True

@@ -16,24 +16,21 @@ import logging
 import os
 import select
 import time
-from dataclasses import dataclass, field
 
 import orjson
 from msgspec import DecodeError
 from pybase64 import b64encode
 
 from destination_kinesis.batcher import Batch, Batcher
-from destination_kinesis.checkpoint import Checkpoint, Lane
+from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.envelope import PAYLOAD, data_json, new_ids, payload
 from destination_kinesis.errors import input_error, system_error
-from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.lines import LineReader
-from destination_kinesis.messages import Record, decode_line, fast_state, is_utf8, parse_line
+from destination_kinesis.messages import Record, State, decode_line, fast_state, is_utf8, parse_line
 from destination_kinesis.naming import StreamKey, display_name
-from destination_kinesis.partition import Partitioner
-from destination_kinesis.payload import Encoder
 from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
+from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender
 
 logger = logging.getLogger("airbyte")
@@ -41,33 +38,8 @@ logger = logging.getLogger("airbyte")
 CHUNK_BYTES = 1 << 20
 _ID_BLOCK = 4096
 _ID_BYTES = 36  # a UUID's text, which is also the partition key
-_OPEN_BRACE = ord("{")  # the first byte of a JSON object: msgspec skips whitespace around a value
-
-
-@dataclass(slots=True)
-class Route:
-    """Where one Airbyte stream's records go, how they are written, and how many went.
-
-    ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
-    envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
-    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
-    ``plain``: only plain routes take the inline path of :meth:`Writer._handle_lines`.
-    """
-
-    key: StreamKey
-    kinesis_name: str
-    lane: Lane
-    max_record_bytes: int = MAX_RECORD_BYTES
-    partitioner: Partitioner | None = None
-    encoder: Encoder | None = None
-    skip_oversize: bool = False
-    records: int = 0
-    bytes: int = 0
-    rejected: int = 0
-    plain: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.plain = self.partitioner is None and self.encoder is None
+#: The first and the last byte of a JSON value that is an object (msgspec's Raw has no whitespace around it).
+_OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
 
 
 class Writer:
@@ -120,7 +92,10 @@ class Writer:
             if fd in readable:
                 chunk = os.read(fd, CHUNK_BYTES)
                 first_line_no = reader.line_no + 1
-                self._handle_lines(reader.feed(chunk) if chunk else reader.finish(), first_line_no)
+                lines = reader.feed(chunk) if chunk else reader.finish()
+                self._handle_lines(lines, first_line_no, reader.utf8)
+                for batch in self._batcher.overflow():
+                    self._submit(batch)
                 if not chunk:
                     return
             now = time.monotonic()
@@ -128,20 +103,22 @@ class Writer:
                 self._submit(batch)
             self._log_progress(now)
 
-    def _handle_lines(self, lines: list[bytes], line_no: int) -> None:
-        """Handle consecutive input lines, the first being number ``line_no``.
+    def _handle_lines(self, lines: list[bytes], line_no: int, utf8: bool) -> None:
+        """Handle consecutive input lines, the first being number ``line_no``; ``utf8`` says they are all valid UTF-8
+        (else each line that needs it is checked).
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
         stream with a plain route, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as
-        written, so exact), that fits in a Kinesis record; and a STATE that :func:`fast_state` can cut. Such records
-        of other routes, and those over the size limit, are not parsed either but take :meth:`_write_record`.
-        Anything else, valid or not, goes to :meth:`_handle`, which explains what is wrong with a line or handles it
-        exactly.
+        written, so exact), that fits in a Kinesis record and in its route's open batch (see
+        :mod:`~destination_kinesis.batcher`); and a STATE that :func:`fast_state` can cut. Plain records that do not
+        fit the open batch go through :meth:`Batcher.add`; such records of other routes, and those over the size
+        limit, are not parsed either but take :meth:`_write_record`. Anything else, valid or not, goes to
+        :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
-        record_in, add, submit = self._checkpoint.record, self._batcher.add, self._submit
-        state_in = self._checkpoint.state
+        batcher, submit = self._batcher, self._submit
+        add, close, max_records, max_bytes = batcher.add, batcher.close, batcher.max_records, batcher.max_bytes
         ids = self._ids
         for line in lines:
             try:
@@ -152,29 +129,41 @@ class Writer:
                 record = message.record
                 if record is not None and message.type == "RECORD":
                     route = routes_get((record.namespace, record.stream))
-                    data_text = bytes(record.data)
-                    if route is not None and data_text[0] == _OPEN_BRACE and (line.isascii() or is_utf8(line)):
-                        if route.plain:
-                            if not ids:
-                                ids.extend(new_ids(_ID_BLOCK))
-                            ab_id = ids.pop()
-                            data = PAYLOAD % (ab_id, record.emitted_at, data_text)
+                    if route is not None and route.plain and (utf8 or is_utf8(line)):
+                        if not ids:
+                            ids.extend(new_ids(_ID_BLOCK))
+                        ab_id = ids.pop()  # a JSON string, quotes included
+                        data = PAYLOAD % (ab_id, record.emitted_at, record.data)
+                        if data[-2] == _CLOSE_BRACE:  # the data is an object
                             size = len(data) + _ID_BYTES
-                            if size <= route.max_record_bytes:
-                                route.records += 1
-                                route.bytes += size
-                                for batch in add(route.kinesis_name, ENTRY % (b64(data), b'"%b"' % ab_id), size,
-                                                 record_in(route.lane)):
-                                    submit(batch)
-                                line_no += 1
-                                continue
-                        self._write_record(route, Record(route.key, record.emitted_at, None, data_text, line_no, line))
-                        line_no += 1
-                        continue
+                            if size > route.max_record_bytes:
+                                self._write_record(route, Record(route.key, record.emitted_at, None,
+                                                                 bytes(record.data), line_no, line), ab_id)
+                            else:
+                                batch = route.batch
+                                if batch is not None and batch.size + size <= max_bytes:
+                                    entries = batch.entries
+                                    entries.append(ENTRY % (b64(data), ab_id))
+                                    batch.size += size
+                                    if len(entries) >= max_records:
+                                        submit(close(batch))
+                                else:
+                                    for ready in add(route, ENTRY % (b64(data), ab_id), size):
+                                        submit(ready)
+                            line_no += 1
+                            continue
+                        ids.append(ab_id)  # not used: _handle explains what is wrong with the data
+                    elif route is not None and (utf8 or is_utf8(line)):
+                        data_text = bytes(record.data)
+                        if data_text[0] == _OPEN_BRACE:
+                            self._write_record(route, Record(route.key, record.emitted_at, None, data_text, line_no,
+                                                             line))
+                            line_no += 1
+                            continue
                 elif message.type == "STATE" and message.state:
                     state = fast_state(line, message.state, line_no)
                     if state is not None:
-                        state_in(state)
+                        self._state(state)
                         line_no += 1
                         continue
             self._handle(line, line_no)
@@ -188,21 +177,28 @@ class Writer:
                 raise input_error(line_no, "this stream is not in the configured catalog", display_name(message.key))
             self._write_record(route, message)
         elif message is not None:
-            self._checkpoint.state(message)
+            self._state(message)
 
-    def _write_record(self, route: Route, record: Record) -> None:
-        """Give the record its id, partition key and Kinesis data, by its route's options, and write it."""
-        if not self._ids:
-            self._ids.extend(new_ids(_ID_BLOCK))
-        ab_id = self._ids.pop()
+    def _state(self, state: State) -> None:
+        self._batcher.end_runs()  # the records before the state are counted in before it
+        self._checkpoint.state(state)
+
+    def _write_record(self, route: Route, record: Record, quoted_id: bytes | None = None) -> None:
+        """Give the record its id (``quoted_id`` from :func:`new_ids` when it has one already), partition key and
+        Kinesis data, by its route's options, and write it."""
+        if quoted_id is None:
+            if not self._ids:
+                self._ids.extend(new_ids(_ID_BLOCK))
+            quoted_id = self._ids.pop()
+        ab_id = quoted_id[1:-1]
         key = ab_id if route.partitioner is None else route.partitioner.key(record, ab_id)
         encode = payload if route.encoder is None else route.encoder
         self._write(route, encode(ab_id, record.emitted_at, data_json(record)), key, record.line_no)
 
     def _write(self, route: Route, data: bytes, key: bytes, line_no: int) -> None:
-        """Count the record in and add it to its stream's batch (``key`` is its UTF-8 partition key); submit the
-        batches that became ready. A record over the size limit fails the sync, or is skipped and counted as
-        rejected when the route says so."""
+        """Add the record to its stream's batch (``key`` is its UTF-8 partition key) and submit the batches that
+        became ready. A record over the size limit fails the sync, or is skipped and counted as rejected when the
+        route says so."""
         size = len(data) + len(key)
         if size > route.max_record_bytes:
             problem = (f"the record is {size} bytes as a Kinesis record (data plus partition key), over the limit "
@@ -215,12 +211,8 @@ class Writer:
             route.rejected += 1
             self._checkpoint.reject(route.lane)
             return
-        route.records += 1
-        route.bytes += size
-        cell = self._checkpoint.record(route.lane)
         quoted_key = b'"%b"' % key if route.partitioner is None else orjson.dumps(key.decode("utf-8"))
-        ready = self._batcher.add(route.kinesis_name, entry(data, quoted_key), size, cell)
-        for batch in ready:
+        for batch in self._batcher.add(route, entry(data, quoted_key), size):
             self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
@@ -245,7 +237,7 @@ class Writer:
             error = future.exception()
             if error is None:
                 self.progress.accepted(batch.stream_name, len(batch.entries), batch.size, future.result())
-                self._checkpoint.ack(batch.cells)
+                self._checkpoint.ack(batch.runs)
             elif failure is None:
                 failure = error
         if failure is not None and raise_errors:

@@ -1,18 +1,47 @@
-"""batcher: per Kinesis stream buffers that close on record count, on request bytes, and on linger time."""
+"""batcher: per Kinesis stream buffers that close on record count, on request bytes, on linger time and on the cap
+across streams, and count their records into the checkpoint by runs."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from destination_kinesis import batcher as batcher_module
-from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch, Batcher
-from destination_kinesis.checkpoint import Cell
+from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch
+from destination_kinesis.batcher import Batcher as RealBatcher
+from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
-from unit_tests.conftest import FakeClock, decode_entry, encode_entry
+from destination_kinesis.messages import State, parse_line
+from destination_kinesis.route import Route
+from unit_tests.conftest import FakeClock, decode_entry, encode_entry, record_count, stream_state_line
+
+NAMES = ("a", "b", "c", "d", "s", "old", "young")
 
 
-def _add(batcher: Batcher, stream: str, i: int, size: int = 10) -> tuple[Batch, ...]:
-    return batcher.add(stream, encode_entry(f"data-{i}".encode(), f"key-{i}"), size, Cell(0))
+class Batcher(RealBatcher):
+    """A batcher over a checkpoint of one Airbyte stream per name in :data:`NAMES`, each routed to the Kinesis stream
+    of the same name, and of ``x`` and ``y``, both routed to Kinesis stream ``s``."""
+
+    def __init__(self, max_records: int, **options: Any):
+        keys = [(None, name) for name in (*NAMES, "x", "y")]
+        self.emitted: list[bytes] = []
+        self.checkpoint = Checkpoint(keys, self.emitted.extend)
+        super().__init__(max_records, self.checkpoint.count, **options)
+        self.routes = {key[1]: Route(key, key[1], self.checkpoint.lane(key)) for key in keys}
+        for name in ("x", "y"):
+            self.routes[name].kinesis_name = "s"
+
+    def state(self, name: str) -> None:
+        """A STREAM state of ``name``, given to the checkpoint the way the writer does."""
+        parsed = parse_line(stream_state_line(name), 1)
+        assert isinstance(parsed, State)
+        self.end_runs()
+        self.checkpoint.state(parsed)
+
+
+def _add(batcher: Batcher, stream: str, i: int, size: int = 10) -> list[Batch]:
+    return batcher.add(batcher.routes[stream], encode_entry(f"data-{i}".encode(), f"key-{i}"), size)
 
 
 def _keys(batch: Batch) -> list[str]:
@@ -22,12 +51,12 @@ def _keys(batch: Batch) -> list[str]:
 def test_closes_on_record_count() -> None:
     """The buffer size-th record closes the batch, with the records in input order."""
     batcher = Batcher(max_records=3)
-    assert _add(batcher, "s", 0) == () and _add(batcher, "s", 1) == ()
+    assert _add(batcher, "s", 0) == [] and _add(batcher, "s", 1) == []
     (batch,) = _add(batcher, "s", 2)
     assert batch.stream_name == "s"
     assert _keys(batch) == ["key-0", "key-1", "key-2"]
     assert decode_entry(batch.entries[0]) == {"Data": b"data-0", "PartitionKey": "key-0"}
-    assert len(batch.cells) == 3 and batch.size == 30
+    assert [records for _, records in batch.runs] == [3] and batch.size == 30
     assert batcher.drain() == []
 
 
@@ -46,8 +75,8 @@ def test_closes_before_exceeding_request_bytes() -> None:
     batcher = Batcher(max_records=500)
     assert MAX_REQUEST_BYTES == 5 * MIB
     for i in range(4):
-        assert _add(batcher, "s", i, size=MIB) == ()
-    assert _add(batcher, "s", 4, size=MIB) == ()  # exactly 5 MiB: still one request
+        assert _add(batcher, "s", i, size=MIB) == []
+    assert _add(batcher, "s", 4, size=MIB) == []  # exactly 5 MiB: still one request
     (full,) = _add(batcher, "s", 5, size=1)
     assert full.size == 5 * MIB and len(full.entries) == 5
     (rest,) = batcher.drain()
@@ -57,7 +86,7 @@ def test_closes_before_exceeding_request_bytes() -> None:
 def test_byte_overflow_and_count_can_close_two_batches_at_once() -> None:
     """A record that overflows the bytes of a batch and then fills a new one (bufferSize 1) returns both."""
     batcher = Batcher(max_records=2, max_bytes=100)
-    assert _add(batcher, "s", 0, size=60) == ()
+    assert _add(batcher, "s", 0, size=60) == []
     closed = _add(batcher, "s", 1, size=60)
     assert [_keys(b) for b in closed] == [["key-0"]]
     batcher = Batcher(max_records=1, max_bytes=100)
@@ -67,23 +96,35 @@ def test_byte_overflow_and_count_can_close_two_batches_at_once() -> None:
 def test_streams_are_batched_separately() -> None:
     """Records of different Kinesis streams never share a batch; each stream fills on its own."""
     batcher = Batcher(max_records=2)
-    assert _add(batcher, "a", 0) == ()
-    assert _add(batcher, "b", 1) == ()
+    assert _add(batcher, "a", 0) == []
+    assert _add(batcher, "b", 1) == []
     (a,) = _add(batcher, "a", 2)
     assert (a.stream_name, _keys(a)) == ("a", ["key-0", "key-2"])
     (b,) = batcher.drain()
     assert (b.stream_name, _keys(b)) == ("b", ["key-1"])
 
 
-def test_cells_follow_their_entries() -> None:
-    """cells[i] is the checkpoint cell passed with entries[i]."""
-    batcher = Batcher(max_records=3)
-    cells = [Cell(0), Cell(1), Cell(1)]
-    closed: tuple[Batch, ...] = ()
-    for i, cell in enumerate(cells):
-        closed = batcher.add("s", encode_entry(b"d", f"k{i}"), 2, cell)
-    (batch,) = closed
-    assert batch.cells == cells and all(a is b for a, b in zip(batch.cells, cells, strict=True))
+def test_runs_count_consecutive_records_of_a_route() -> None:
+    """A batch's runs are its records grouped by route and epoch, in order: a record of another route in the same
+    Kinesis stream ends a run, and so does a state; each run is counted into the checkpoint when it ends, and the
+    routes count their records and bytes."""
+    batcher = Batcher(max_records=10)
+    x, y = batcher.routes["x"], batcher.routes["y"]
+    for i, name in enumerate(["x", "x", "y", "x"]):
+        _add(batcher, name, i, size=5)
+    assert x.batch is not None and y.batch is None  # x's run is open, y's has ended
+    batcher.state("x")
+    assert x.batch is None
+    _add(batcher, "x", 4, size=5)
+    (batch,) = batcher.drain()
+    assert _keys(batch) == [f"key-{i}" for i in range(5)]
+    assert [records for _, records in batch.runs] == [2, 1, 1, 1]
+    cells = [cell for cell, _ in batch.runs]
+    assert [cell.epoch for cell in cells] == [0, 0, 0, 1] and cells[0] is cells[2]  # x's cell of epoch 0, twice
+    assert (x.records, x.bytes, y.records, y.bytes) == (4, 20, 1, 5)
+    assert batcher.emitted == []  # x's state waits for x's first three records
+    batcher.checkpoint.ack(batch.runs)
+    assert [record_count(line) for line in batcher.emitted] == [3]
 
 
 @pytest.fixture
@@ -140,12 +181,14 @@ def test_default_linger_is_short() -> None:
 
 
 def test_bytes_held_across_streams_are_capped() -> None:
-    """Many streams each holding a little: once their total passes the cap, the fullest buffer goes out early, so
+    """Many streams each holding a little: once their total passes the cap, the fullest buffers go out early, so
     memory does not grow with the number of streams."""
     batcher = Batcher(max_records=500, max_bytes=100, max_buffered_bytes=250)
-    assert _add(batcher, "a", 0, size=90) == ()
-    assert _add(batcher, "b", 1, size=60) == ()
-    assert _add(batcher, "c", 2, size=50) == ()
-    (closed,) = _add(batcher, "d", 3, size=60)  # 260 held: "a" is the fullest
-    assert closed.stream_name == "a" and closed.size == 90
+    assert _add(batcher, "a", 0, size=90) == []
+    assert _add(batcher, "b", 1, size=60) == []
+    assert _add(batcher, "c", 2, size=50) == []
+    assert batcher.overflow() == []  # 200 held
+    assert _add(batcher, "d", 3, size=60) == []
+    (closed,) = batcher.overflow()  # 260 held: "a" is the fullest
+    assert closed.stream_name == "a" and closed.size == 90 and [n for _, n in closed.runs] == [1]
     assert sorted(b.stream_name for b in batcher.drain()) == ["b", "c", "d"]

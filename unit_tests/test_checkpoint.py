@@ -45,10 +45,11 @@ class Harness:
         self.emitted: list[bytes] = []
         self.checkpoint = Checkpoint(streams, self.emitted.extend)
 
-    def record(self, key: StreamKey) -> Cell:
-        return self.checkpoint.record(self.checkpoint.lane(key))
+    def record(self, key: StreamKey) -> tuple[Cell, int]:
+        """One record of ``key`` counted in, as the run of one that :meth:`Checkpoint.ack` takes back."""
+        return self.checkpoint.count(self.checkpoint.lane(key), 1), 1
 
-    def records(self, key: StreamKey, n: int) -> list[Cell]:
+    def records(self, key: StreamKey, n: int) -> list[tuple[Cell, int]]:
         return [self.record(key) for _ in range(n)]
 
     @property

@@ -19,9 +19,10 @@ from destination_kinesis.destination import DestinationKinesis
 from destination_kinesis.errors import ConnectorError, config_error
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.output import Output
+from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender
 from destination_kinesis.sync import write_sync
-from destination_kinesis.writer import Route, Writer
+from destination_kinesis.writer import Writer
 from unit_tests.conftest import (
     REPO_ROOT,
     FakeSyncClient,

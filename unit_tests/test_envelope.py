@@ -61,7 +61,7 @@ CORPUS: dict[str, str] = {
 
 def encode(record: Record) -> tuple[bytes, str]:
     """The payload and partition key of ``record``, as the writer builds them off its fast path."""
-    (ab_id,) = new_ids(1)
+    ab_id = new_ids(1)[0][1:-1]
     return payload(ab_id, record.emitted_at, data_json(record)), ab_id.decode()
 
 
@@ -116,18 +116,22 @@ def test_ids_are_unique_over_10k_records(data_text: str) -> None:
     assert len(ids) == 10_000
 
 
-def test_new_ids_are_canonical_random_uuid4s() -> None:
-    """new_ids gives distinct canonical lowercase RFC 4122 version-4 UUIDs, whose variant digit takes all of 8, 9,
-    a, b, and whose other digits take all 16 values at every position."""
-    ids = [value.decode("ascii") for value in new_ids(2_000)]
-    assert len(set(ids)) == 2_000
-    for position in (0, 7, 9, 15, 20, 35):
-        assert {value[position] for value in ids} == set("0123456789abcdef")
+@pytest.mark.parametrize("count", [1, 2_000, 4_096])
+def test_new_ids_are_canonical_random_uuid4s(count: int) -> None:
+    """new_ids gives distinct canonical lowercase RFC 4122 version-4 UUIDs as JSON strings, whose variant digit takes
+    all of 8, 9, a, b, and whose other digits take all 16 values at every position."""
+    quoted = new_ids(count)
+    assert len(quoted) == count and all(value[:1] == value[-1:] == b'"' for value in quoted)
+    ids = [value[1:-1].decode("ascii") for value in quoted]
+    assert len(set(ids)) == count
     for value in ids:
         parsed = uuid.UUID(value)
         assert str(parsed) == value
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
-    assert {value[19] for value in ids} == set("89ab")
+    if count > 1:
+        for position in (0, 7, 9, 15, 20, 35):
+            assert {value[position] for value in ids} == set("0123456789abcdef")
+        assert {value[19] for value in ids} == set("89ab")
 
 
 def test_exact_path_emitted_at_is_a_plain_integer() -> None:

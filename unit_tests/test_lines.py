@@ -99,3 +99,31 @@ def test_over_long_line_is_an_error_naming_its_number(chunks: list[bytes]) -> No
 def test_default_limit_is_64_mib() -> None:
     """The default bound is 64 MiB: far above any record Kinesis takes (1 MiB), far below memory trouble."""
     assert MAX_LINE_BYTES == 64 * MIB
+
+
+@pytest.mark.parametrize("bad_line", [None, 0, 1, 2])
+@pytest.mark.parametrize("offset", [0, 3, -1], ids=["at the start", "inside", "at the end"])
+def test_utf8_flag_matches_each_line_at_every_split_point(bad_line: int | None, offset: int) -> None:
+    """``utf8`` is True exactly when every line returned by the last feed (or finish) is valid UTF-8, wherever the
+    chunk boundaries fall: inside a multi-byte character, inside the bad byte's line, or next to a newline."""
+    lines = [b"caf\xc3\xa9 \xe2\x82\xac one", b"plain two", b"\xf0\x9f\x98\x80 three"]
+    if bad_line is not None:
+        at = offset if offset >= 0 else len(lines[bad_line])
+        lines[bad_line] = lines[bad_line][:at] + b"\xc3" + lines[bad_line][at:]  # a lead byte without continuation
+    text = b"\n".join(lines)
+    for first in range(len(text) + 1):
+        for second in range(first, len(text) + 1, 3):
+            reader = LineReader()
+            for chunk in (text[:first], text[first:second], text[second:]):
+                fed = reader.feed(chunk)
+                assert reader.utf8 == all(_valid(line) for line in fed), (first, second)
+            last = reader.finish()
+            assert reader.utf8 == all(_valid(line) for line in last)
+
+
+def _valid(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -30,7 +30,7 @@ def make_batch(n: int = 5, stream: str = STREAM, tag: str = "r") -> Batch:
     batch = Batch(stream)
     for i in range(n):
         batch.entries.append(encode_entry(f"{tag}{i}".encode(), f"key-{tag}{i}"))
-        batch.cells.append(Cell(0))
+    batch.runs.append((Cell(0), n))
     return batch
 
 

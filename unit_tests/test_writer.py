@@ -27,8 +27,9 @@ from destination_kinesis.naming import StreamKey, kinesis_stream_names
 from destination_kinesis.partition import KeyRule, Partitioner
 from destination_kinesis.payload import Encoder
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
+from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender, SendStats
-from destination_kinesis.writer import CHUNK_BYTES, Route, Writer
+from destination_kinesis.writer import CHUNK_BYTES, Writer
 from unit_tests.conftest import (
     EMITTED_AT,
     FakeKinesisClient,
@@ -85,7 +86,8 @@ class Harness:
         self.checkpoint = Checkpoint(keys, self._emit)
         self.routes = {key: Route(key, names[key], self.checkpoint.lane(key)) for key in keys}
         self.sender = Sender(client, max_in_flight=max_in_flight, retry_seconds=0.3)
-        batcher = Batcher(buffer_size, linger_seconds=linger_seconds, max_buffered_bytes=max_buffered_bytes)
+        batcher = Batcher(buffer_size, self.checkpoint.count, linger_seconds=linger_seconds,
+                          max_buffered_bytes=max_buffered_bytes)
         self.writer = Writer(self.routes, batcher, self.sender, self.checkpoint)
 
     def _emit(self, lines: list[bytes]) -> None:

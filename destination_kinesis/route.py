@@ -1,0 +1,44 @@
+"""One Airbyte stream's route to Kinesis: its Kinesis stream, checkpoint lane, record options and counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from destination_kinesis.checkpoint import Lane
+from destination_kinesis.limits import MAX_RECORD_BYTES
+from destination_kinesis.naming import StreamKey
+from destination_kinesis.partition import Partitioner
+from destination_kinesis.payload import Encoder
+
+if TYPE_CHECKING:
+    from destination_kinesis.batcher import Batch
+
+
+@dataclass(slots=True)
+class Route:
+    """Where one Airbyte stream's records go, how they are written, and how many went.
+
+    ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
+    envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
+    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
+    ``plain``: only plain routes take the inline path of :meth:`~destination_kinesis.writer.Writer._handle_lines`.
+    ``records`` and ``bytes`` count the records given to batches, ``rejected`` those skipped.
+    """
+
+    key: StreamKey
+    kinesis_name: str
+    lane: Lane
+    max_record_bytes: int = MAX_RECORD_BYTES
+    partitioner: Partitioner | None = None
+    encoder: Encoder | None = None
+    skip_oversize: bool = False
+    records: int = 0
+    bytes: int = 0
+    rejected: int = 0
+    plain: bool = field(init=False)
+    #: The open batch this route's records are being appended to (see :class:`~destination_kinesis.batcher.Batcher`).
+    batch: Batch | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.plain = self.partitioner is None and self.encoder is None
