@@ -119,19 +119,19 @@ _decode_state_fields = msgspec.json.Decoder(_StateFields).decode
 
 
 def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
-    """The STATE of ``line``, whose ``state`` member :data:`decode_line` found, read without the exact parser; or None
-    for :func:`parse_line` to handle the line.
+    """The STATE of ``line``, a valid UTF-8 line whose ``state`` member :data:`decode_line` found, read without the
+    exact parser; or None for :func:`parse_line` to handle the line.
 
-    Only a valid UTF-8 line whose state object holds no ``destinationStats`` and whose text occurs once in the line
-    is taken: that one occurrence is the state's own (the member that counts when ``state`` is given twice), so the
-    line can be cut there.
+    Only a line whose state object holds no ``destinationStats`` and whose text occurs once in the line is taken:
+    that one occurrence is the state's own (the member that counts when ``state`` is given twice), so the line can be
+    cut there.
     """
     try:
         fields = _decode_state_fields(state)
     except (msgspec.DecodeError, RecursionError):
         return None
     text = bytes(state)
-    if b'"destinationStats"' in text or not (line.isascii() or is_utf8(line)):
+    if b'"destinationStats"' in text:
         return None
     if fields.type == "STREAM":
         if fields.stream is None or not fields.stream.stream_descriptor.name:
@@ -143,7 +143,7 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
     else:
         return None
     start = line.find(text)
-    if line.find(text, start + 1) != -1:
+    if line.rfind(text) != start:  # from the end: the state is most often the last member, so both scans are short
         return None
     close = start + len(text) - 1  # the state object's closing brace
     comma = b"," if text[1:-1].strip() else b""

@@ -160,7 +160,7 @@ class Writer:
                                                              line))
                             line_no += 1
                             continue
-                elif message.type == "STATE" and message.state:
+                elif message.type == "STATE" and message.state and (utf8 or is_utf8(line)):
                     state = fast_state(line, message.state, line_no)
                     if state is not None:
                         self._state(state)

@@ -11,7 +11,15 @@ import pytest
 
 from destination_kinesis import messages
 from destination_kinesis.errors import ConnectorError
-from destination_kinesis.messages import ALL_STREAMS, Record, State, decode_line, fast_state, parse_line
+from destination_kinesis.messages import (
+    ALL_STREAMS,
+    Record,
+    State,
+    decode_line,
+    fast_state,
+    is_utf8,
+    parse_line,
+)
 from unit_tests.conftest import assert_same_json, exact_json, record_count, record_line
 
 MARKER = "MARKER-4f1c-never-echo"
@@ -330,12 +338,14 @@ _FAST_STATES += [line for line in _RENDER_LINES if line not in _FAST_STATES]
 
 
 def _fast(line: bytes, line_no: int) -> State | None:
-    """fast_state as the writer calls it: on a STATE line that decode_line reads, with the state's text."""
+    """fast_state as the writer calls it: on a valid UTF-8 STATE line that decode_line reads, with the state's text."""
     try:
         message = decode_line(line)
     except msgspec.DecodeError:
         return None
-    return fast_state(line, message.state, line_no) if message.type == "STATE" and message.state else None
+    if message.type != "STATE" or not message.state or not is_utf8(line):
+        return None
+    return fast_state(line, message.state, line_no)
 
 
 @pytest.mark.parametrize("line", _FAST_STATES)
