@@ -101,18 +101,21 @@ def is_utf8(line: bytes | memoryview) -> bool:
     return True
 
 
-class _Descriptor(msgspec.Struct):
+# gc=False: these hold only strings and each other, so they cannot be in a cycle; tracked by the garbage collector,
+# the hundreds of thousands a sync with many states decodes cost a collection every few hundred states.
+class _Descriptor(msgspec.Struct, gc=False):
     name: str
     namespace: str | None = None
 
 
-class _StreamPart(msgspec.Struct):
+class _StreamPart(msgspec.Struct, gc=False):
     stream_descriptor: _Descriptor
 
 
-class _StateFields(msgspec.Struct):
+class _StateFields(msgspec.Struct, gc=False):
     type: str | None = None
     stream: _StreamPart | None = None
+    destinationStats: msgspec.Raw = msgspec.Raw()  # noqa: N815  (the protocol's name; however its key is spelled)
 
 
 _decode_state_fields = msgspec.json.Decoder(_StateFields).decode
@@ -130,8 +133,7 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
         fields = _decode_state_fields(state)
     except (msgspec.DecodeError, RecursionError):
         return None
-    text = bytes(state)
-    if b'"destinationStats"' in text:
+    if fields.destinationStats:
         return None
     if fields.type == "STREAM":
         if fields.stream is None or not fields.stream.stream_descriptor.name:
@@ -142,11 +144,12 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
         scope = ALL_STREAMS
     else:
         return None
+    text = bytes(state)
     start = line.find(text)
     if line.rfind(text) != start:  # from the end: the state is most often the last member, so both scans are short
         return None
     close = start + len(text) - 1  # the state object's closing brace
-    comma = b"," if text[1:-1].strip() else b""
+    comma = b"," if fields.type is not None or text[1:-1].strip() else b""  # none after an empty state object
     return State(scope, line_no, b'%b%b"destinationStats":' % (line[:close], comma), line[close:].rstrip())
 
 
