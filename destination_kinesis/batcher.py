@@ -1,22 +1,21 @@
 """Per Kinesis stream buffers that become PutRecords batches: by record count, by request bytes, by linger time, and
 by a cap on the bytes held across all streams, so memory does not grow with the number of streams.
 
-Records are counted into the checkpoint by *runs*, not one by one: a run is the consecutive records of one
-:class:`~destination_kinesis.route.Route` in one batch, and it is counted (one checkpoint cell, its record count)
-when it ends: when its batch closes, when a record of another route joins the batch, or at :meth:`Batcher.end_runs`,
-which must come before every state the checkpoint receives. While a route's run is open, ``route.batch`` is its
-batch, and a record that fits in it (``batch.size + size <= max_bytes``) may be appended directly: ``entries.append``,
-``size +=``, then :meth:`Batcher.close` once it holds ``max_records``. This is the writer's inline path; everything
-else goes through :meth:`Batcher.add`.
+Records reach the checkpoint by *runs*, not one by one: a run is the consecutive records of one
+:class:`~destination_kinesis.route.Route` in one batch (a :class:`~destination_kinesis.checkpoint.Run`). Its records
+are counted in when it ends (its batch closes, or a record of another route joins the batch) and at
+:meth:`Batcher.count_runs`, which must come before every state the checkpoint receives. While a route's run is open,
+``route.batch`` is its batch, and a record that fits in it (``batch.size + size <= max_bytes``) may be appended
+directly: ``entries.append``, ``size +=``, then :meth:`Batcher.close` once it holds ``max_records``. This is the
+writer's inline path; everything else goes through :meth:`Batcher.add`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from destination_kinesis.checkpoint import Cell, Lane
+from destination_kinesis.checkpoint import Checkpoint, Run
 from destination_kinesis.limits import MAX_REQUEST_BYTES
 from destination_kinesis.route import Route
 
@@ -30,34 +29,32 @@ class Batch:
     """Records bound for one Kinesis stream, in input order: at most the buffer size and the request byte limit.
 
     ``entries`` are PutRecords entries as JSON text (see :func:`destination_kinesis.putrecords.entry`); ``runs`` are
-    the checkpoint cells of the entries and how many consecutive entries each counts, in order; ``size`` counts data
-    plus partition keys, as Kinesis does. The ``run_`` fields describe the open run: its route, and the entry count
-    and size of the batch when it started.
+    the checkpoint runs of the entries, in order; ``size`` counts data plus partition keys, as Kinesis does. The
+    ``run_`` fields describe the open run: its route, the entry count and size of the batch when it started, and the
+    entry count up to which its records are counted in.
     """
 
     stream_name: str
     entries: list[bytes] = field(default_factory=list)
-    runs: list[tuple[Cell, int]] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
     size: int = 0
     born: float = 0.0
     run_route: Route | None = None
     run_start: int = 0
     run_size: int = 0
+    run_counted: int = 0
 
 
 class Batcher:
-    """Collects encoded records per Kinesis stream and hands out full or lingering batches.
+    """Collects encoded records per Kinesis stream, counts them into ``checkpoint`` by runs, and hands out full or
+    lingering batches."""
 
-    ``count(lane, n)`` counts ``n`` records of a lane into the checkpoint and returns their cell
-    (:meth:`~destination_kinesis.checkpoint.Checkpoint.count`).
-    """
-
-    def __init__(self, max_records: int, count: Callable[[Lane, int], Cell],
+    def __init__(self, max_records: int, checkpoint: Checkpoint,
                  linger_seconds: float = DEFAULT_LINGER_SECONDS, max_bytes: int = MAX_REQUEST_BYTES,
                  max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
         self.max_records = max_records
         self.max_bytes = max_bytes
-        self._count = count
+        self._checkpoint = checkpoint
         self._max_buffered = max_buffered_bytes
         self._linger = linger_seconds
         self._open: dict[str, Batch] = {}
@@ -73,8 +70,11 @@ class Batcher:
         if batch is None:
             batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic())
         if batch.run_route is not route:
-            self._end_run(batch)
-            batch.run_route, batch.run_start, batch.run_size = route, len(batch.entries), batch.size
+            if batch.run_route is not None:
+                self._end_run(batch)
+            batch.runs.append(self._checkpoint.open_run(route.lane))
+            batch.run_route, batch.run_size = route, batch.size
+            batch.run_start = batch.run_counted = len(batch.entries)
             route.batch = batch
         batch.entries.append(entry)
         batch.size += size
@@ -83,24 +83,28 @@ class Batcher:
         return closed
 
     def close(self, batch: Batch) -> Batch:
-        """Take ``batch``, an open one, out of the buffers, its run counted; return it."""
-        self._end_run(batch)
+        """Take ``batch``, an open one, out of the buffers, its run ended; return it."""
+        if batch.run_route is not None:
+            self._end_run(batch)
         del self._open[batch.stream_name]
         return batch
 
-    def end_runs(self) -> None:
-        """Count every open run into the checkpoint: call before the checkpoint receives a state."""
+    def count_runs(self) -> None:
+        """Count the records of every open run into the checkpoint: call before the checkpoint receives a state."""
         for batch in self._open.values():
-            self._end_run(batch)
+            route, entries = batch.run_route, len(batch.entries)
+            if route is not None and batch.run_counted < entries:
+                self._checkpoint.count(route.lane, entries - batch.run_counted)
+                batch.run_counted = entries
 
     def _end_run(self, batch: Batch) -> None:
         route = batch.run_route
-        if route is None:
-            return
-        records = len(batch.entries) - batch.run_start  # at least 1: a run starts with a record
-        route.records += records
+        assert route is not None
+        entries = len(batch.entries)
+        if batch.run_counted < entries:
+            self._checkpoint.count(route.lane, entries - batch.run_counted)
+        route.records += entries - batch.run_start
         route.bytes += batch.size - batch.run_size
-        batch.runs.append((self._count(route.lane, records), records))
         route.batch = batch.run_route = None
 
     def overflow(self) -> list[Batch]:

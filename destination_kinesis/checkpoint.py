@@ -1,10 +1,12 @@
 """The commit rule: release each state once every earlier record in its scope is accepted by Kinesis.
 
-Records are counted in cells: one cell per Airbyte stream and *epoch*, the number of states that arrived before the
-record. A state that arrives as the k-th is covered once no stream in its scope has an unacknowledged record of
-epoch ≤ k. Acknowledgements may come in any order (concurrent requests, resent entries); states are released in
-the order they arrived, each with the number of records its scope received since the scope's previous state, and
-the number of those that were rejected (not written, see :meth:`Checkpoint.reject`).
+Each Airbyte stream has a lane that numbers its records in the order they arrive. Records go to Kinesis in *runs*:
+consecutive records of one lane in one batch, opened with :meth:`Checkpoint.open_run` and counted in as they are
+added (:meth:`Checkpoint.count`). A state notes how many records each lane in its scope had received; it is covered
+once every run that starts below that number is accepted. Acknowledgements may come in any order (concurrent
+requests, resent entries); states are released in the order they arrived, each with the number of records its scope
+received since the scope's previous state, and the number of those that were rejected (not written, see
+:meth:`Checkpoint.reject`). A run may go on growing after a state: its later records only delay states that follow.
 """
 
 from __future__ import annotations
@@ -16,33 +18,34 @@ from destination_kinesis.messages import ALL_STREAMS, State
 from destination_kinesis.naming import StreamKey
 
 
-class Cell:
-    """Records of one stream and epoch that Kinesis has not acknowledged yet."""
+class Run:
+    """Consecutive records of one lane in one batch: the lane's number of its first record, and whether Kinesis has
+    accepted them all."""
 
-    __slots__ = ("epoch", "unacked")
+    __slots__ = ("start", "accepted")
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-        self.unacked = 0
+    def __init__(self, start: int):
+        self.start = start
+        self.accepted = False
 
 
 class Lane:
-    """One Airbyte stream's unacknowledged records, oldest epoch first."""
+    """One Airbyte stream's records: how many were counted in, and its runs not yet known to be accepted."""
 
-    __slots__ = ("cells", "open", "since_state", "rejected_since_state")
+    __slots__ = ("runs", "received", "since_state", "rejected_since_state")
 
     def __init__(self) -> None:
-        self.cells: deque[Cell] = deque()
-        self.open: Cell | None = None  # the cell of the current epoch, while it is in ``cells``
+        self.runs: deque[Run] = deque()  # in order; accepted ones leave once they reach the front
+        self.received = 0  # records counted in, numbered from 0 in this order
         self.since_state = 0  # records received since the last state that covered this stream
         self.rejected_since_state = 0  # of those, the records rejected instead of written
 
-    def oldest_unacked_epoch(self) -> int | None:
-        cells = self.cells
-        while cells and cells[0].unacked == 0:
-            if cells.popleft() is self.open:
-                self.open = None
-        return cells[0].epoch if cells else None
+    def first_unaccepted(self) -> int | None:
+        """The number of the lane's first record not yet accepted (None when all are)."""
+        runs = self.runs
+        while runs and runs[0].accepted:
+            runs.popleft()
+        return runs[0].start if runs else None
 
 
 class Checkpoint:
@@ -52,24 +55,25 @@ class Checkpoint:
     def __init__(self, streams: Iterable[StreamKey], emit: Callable[[list[bytes]], None]):
         self._lanes = {key: Lane() for key in streams}
         self._emit = emit
-        self._epoch = 0
-        self._pending: deque[tuple[int, State, tuple[Lane, ...], int, int]] = deque()
+        self._pending: deque[tuple[State, list[tuple[Lane, int]], int, int]] = deque()
         self.emitted = 0
 
     def lane(self, key: StreamKey) -> Lane:
         """The lane of a stream in the catalog (KeyError for any other)."""
         return self._lanes[key]
 
-    def count(self, lane: Lane, records: int) -> Cell:
-        """Count ``records`` records of ``lane`` in; acknowledge them with their cell (:meth:`ack`) once Kinesis has
-        accepted them."""
-        cell = lane.open
-        if cell is None or cell.epoch != self._epoch:
-            cell = lane.open = Cell(self._epoch)
-            lane.cells.append(cell)
-        cell.unacked += records
+    def open_run(self, lane: Lane) -> Run:
+        """Start a run of ``lane`` with its next record; :meth:`count` its records in as they are added, and
+        :meth:`ack` it once Kinesis has accepted them all. A lane has at most one run open: count the records of one
+        run before opening the next."""
+        run = Run(lane.received)
+        lane.runs.append(run)
+        return run
+
+    def count(self, lane: Lane, records: int) -> None:
+        """Count ``records`` more records of ``lane``'s open run in."""
+        lane.received += records
         lane.since_state += records
-        return cell
 
     def reject(self, lane: Lane) -> None:
         """Count a record of ``lane`` in that will not be written (skipped): the next state of its scope counts it
@@ -77,26 +81,28 @@ class Checkpoint:
         lane.since_state += 1
         lane.rejected_since_state += 1
 
-    def ack(self, runs: Iterable[tuple[Cell, int]]) -> None:
-        """Kinesis accepted these records: each run is a cell from :meth:`count` and how many of its records."""
-        for cell, records in runs:
-            cell.unacked -= records
+    def ack(self, runs: Iterable[Run]) -> None:
+        """Kinesis accepted every record of these runs."""
+        for run in runs:
+            run.accepted = True
         self._release()
 
     def state(self, state: State) -> None:
-        """A state arrived: hold it until it is covered, then emit it (at once if it already is)."""
+        """A state arrived (every record before it counted in): hold it until it is covered, then emit it (at once
+        if it already is)."""
         if state.scope is ALL_STREAMS:
             lanes = tuple(self._lanes.values())
         else:
             lane = self._lanes.get(state.scope)
             lanes = (lane,) if lane is not None else ()  # a stream without records in this sync: nothing to wait for
         count = rejected = 0
+        marks = []
         for lane in lanes:
             count += lane.since_state
             rejected += lane.rejected_since_state
             lane.since_state = lane.rejected_since_state = 0
-        self._pending.append((self._epoch, state, lanes, count, rejected))
-        self._epoch += 1
+            marks.append((lane, lane.received))
+        self._pending.append((state, marks, count, rejected))
         if len(self._pending) == 1:  # behind a state still waiting it waits too: states go out in arrival order
             self._release()
 
@@ -109,8 +115,8 @@ class Checkpoint:
         pending = self._pending
         released = []
         while pending:
-            epoch, state, lanes, count, rejected = pending[0]
-            if not _covered(epoch, lanes):
+            state, marks, count, rejected = pending[0]
+            if not _covered(marks):
                 break
             pending.popleft()
             released.append(state.render(count, rejected))
@@ -119,10 +125,10 @@ class Checkpoint:
             self.emitted += len(released)
 
 
-def _covered(epoch: int, lanes: tuple[Lane, ...]) -> bool:
-    """Whether a state of ``epoch`` is covered: no record of that epoch or earlier is unacknowledged in ``lanes``."""
-    for lane in lanes:
-        oldest = lane.oldest_unacked_epoch()
-        if oldest is not None and oldest <= epoch:
+def _covered(marks: list[tuple[Lane, int]]) -> bool:
+    """Whether a state is covered: in each lane, every record below the number the state noted is accepted."""
+    for lane, received in marks:
+        first = lane.first_unaccepted()
+        if first is not None and first < received:
             return False
     return True

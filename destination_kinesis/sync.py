@@ -77,7 +77,7 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
                             skip_oversize=config.oversize_records == "skip")
     client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
     sender = Sender(PutRecords(client), max_in_flight=in_flight, retry_seconds=config.retry_timeout_seconds)
-    writer = Writer(routes, Batcher(config.buffer_size, checkpoint.count), sender, checkpoint)
+    writer = Writer(routes, Batcher(config.buffer_size, checkpoint), sender, checkpoint)
     # The SDK's models are hundreds of thousands of objects that live as long as the process; the garbage
     # collector would scan them all again and again as records come and go. Freezing them leaves it the records.
     gc.freeze()

@@ -117,8 +117,9 @@ class Writer:
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
-        batcher, submit = self._batcher, self._submit
+        batcher, submit, state_in = self._batcher, self._submit, self._checkpoint.state
         add, close, max_records, max_bytes = batcher.add, batcher.close, batcher.max_records, batcher.max_bytes
+        count_runs = batcher.count_runs
         ids = self._ids
         for line in lines:
             try:
@@ -163,7 +164,8 @@ class Writer:
                 elif message.type == "STATE" and message.state and (utf8 or is_utf8(line)):
                     state = fast_state(line, message.state, line_no)
                     if state is not None:
-                        self._state(state)
+                        count_runs()  # the records before the state are counted in before it
+                        state_in(state)
                         line_no += 1
                         continue
             self._handle(line, line_no)
@@ -180,7 +182,7 @@ class Writer:
             self._state(message)
 
     def _state(self, state: State) -> None:
-        self._batcher.end_runs()  # the records before the state are counted in before it
+        self._batcher.count_runs()  # the records before the state are counted in before it
         self._checkpoint.state(state)
 
     def _write_record(self, route: Route, record: Record, quoted_id: bytes | None = None) -> None:

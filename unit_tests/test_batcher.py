@@ -27,7 +27,7 @@ class Batcher(RealBatcher):
         keys = [(None, name) for name in (*NAMES, "x", "y")]
         self.emitted: list[bytes] = []
         self.checkpoint = Checkpoint(keys, self.emitted.extend)
-        super().__init__(max_records, self.checkpoint.count, **options)
+        super().__init__(max_records, self.checkpoint, **options)
         self.routes = {key[1]: Route(key, key[1], self.checkpoint.lane(key)) for key in keys}
         for name in ("x", "y"):
             self.routes[name].kinesis_name = "s"
@@ -36,7 +36,7 @@ class Batcher(RealBatcher):
         """A STREAM state of ``name``, given to the checkpoint the way the writer does."""
         parsed = parse_line(stream_state_line(name), 1)
         assert isinstance(parsed, State)
-        self.end_runs()
+        self.count_runs()
         self.checkpoint.state(parsed)
 
 
@@ -56,7 +56,7 @@ def test_closes_on_record_count() -> None:
     assert batch.stream_name == "s"
     assert _keys(batch) == ["key-0", "key-1", "key-2"]
     assert decode_entry(batch.entries[0]) == {"Data": b"data-0", "PartitionKey": "key-0"}
-    assert [records for _, records in batch.runs] == [3] and batch.size == 30
+    assert len(batch.runs) == 1 and batch.size == 30
     assert batcher.drain() == []
 
 
@@ -104,26 +104,29 @@ def test_streams_are_batched_separately() -> None:
     assert (b.stream_name, _keys(b)) == ("b", ["key-1"])
 
 
-def test_runs_count_consecutive_records_of_a_route() -> None:
-    """A batch's runs are its records grouped by route and epoch, in order: a record of another route in the same
-    Kinesis stream ends a run, and so does a state; each run is counted into the checkpoint when it ends, and the
-    routes count their records and bytes."""
+def test_runs_are_consecutive_records_of_a_route_and_states_count_them_in() -> None:
+    """A batch's runs are its records grouped by route, in order: a record of another route in the same Kinesis
+    stream ends a run; a state does not, but counts its records in first, so the state waits for exactly the records
+    before it. The routes count their records and bytes as their runs end."""
     batcher = Batcher(max_records=10)
     x, y = batcher.routes["x"], batcher.routes["y"]
+    lane_x = batcher.checkpoint.lane(x.key)
     for i, name in enumerate(["x", "x", "y", "x"]):
         _add(batcher, name, i, size=5)
     assert x.batch is not None and y.batch is None  # x's run is open, y's has ended
+    assert lane_x.received == 2  # the open run's record is not counted in yet
     batcher.state("x")
-    assert x.batch is None
+    assert lane_x.received == 3 and x.batch is not None  # counted in, and the run goes on
     _add(batcher, "x", 4, size=5)
     (batch,) = batcher.drain()
     assert _keys(batch) == [f"key-{i}" for i in range(5)]
-    assert [records for _, records in batch.runs] == [2, 1, 1, 1]
-    cells = [cell for cell, _ in batch.runs]
-    assert [cell.epoch for cell in cells] == [0, 0, 0, 1] and cells[0] is cells[2]  # x's cell of epoch 0, twice
+    assert [run.start for run in batch.runs] == [0, 0, 2]  # x from its record 0, y from 0, x from its record 2
+    assert lane_x.received == 4 and x.batch is None
     assert (x.records, x.bytes, y.records, y.bytes) == (4, 20, 1, 5)
     assert batcher.emitted == []  # x's state waits for x's first three records
-    batcher.checkpoint.ack(batch.runs)
+    batcher.checkpoint.ack(batch.runs[2:])
+    assert batcher.emitted == []  # x's first run is not accepted yet
+    batcher.checkpoint.ack(batch.runs[:2])
     assert [record_count(line) for line in batcher.emitted] == [3]
 
 
@@ -190,5 +193,5 @@ def test_bytes_held_across_streams_are_capped() -> None:
     assert batcher.overflow() == []  # 200 held
     assert _add(batcher, "d", 3, size=60) == []
     (closed,) = batcher.overflow()  # 260 held: "a" is the fullest
-    assert closed.stream_name == "a" and closed.size == 90 and [n for _, n in closed.runs] == [1]
+    assert closed.stream_name == "a" and closed.size == 90 and len(closed.runs) == 1
     assert sorted(b.stream_name for b in batcher.drain()) == ["b", "c", "d"]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from destination_kinesis.checkpoint import Cell, Checkpoint
+from destination_kinesis.checkpoint import Checkpoint, Run
 from destination_kinesis.messages import State, parse_line
 from destination_kinesis.naming import StreamKey
 from unit_tests.conftest import (
@@ -45,11 +45,14 @@ class Harness:
         self.emitted: list[bytes] = []
         self.checkpoint = Checkpoint(streams, self.emitted.extend)
 
-    def record(self, key: StreamKey) -> tuple[Cell, int]:
-        """One record of ``key`` counted in, as the run of one that :meth:`Checkpoint.ack` takes back."""
-        return self.checkpoint.count(self.checkpoint.lane(key), 1), 1
+    def record(self, key: StreamKey) -> Run:
+        """One record of ``key`` counted in, in a run of its own."""
+        lane = self.checkpoint.lane(key)
+        run = self.checkpoint.open_run(lane)
+        self.checkpoint.count(lane, 1)
+        return run
 
-    def records(self, key: StreamKey, n: int) -> list[tuple[Cell, int]]:
+    def records(self, key: StreamKey, n: int) -> list[Run]:
         return [self.record(key) for _ in range(n)]
 
     @property
@@ -251,7 +254,7 @@ def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_af
     recordCount, and everything is released once all records are acked."""
     rng = random.Random(seed)
     h, model = Harness(STREAMS), Model()
-    outstanding: list[tuple[int, Cell]] = []
+    outstanding: list[tuple[int, Run]] = []
     next_id = 0
 
     def add_state(scope: StreamKey | None) -> None:
@@ -306,3 +309,21 @@ def test_rejected_records_count_in_their_scopes_next_state_and_hold_nothing() ->
     assert h.ids == [1, 2, 3]
     assert stats == [{"recordCount": 3.0, "rejectedRecordCount": 1.0}, {"recordCount": 0.0},
                      {"recordCount": 1.0, "rejectedRecordCount": 1.0}]
+
+
+def test_a_run_that_grows_past_states_holds_them_until_it_is_accepted() -> None:
+    """Records counted into one run before and after a state: the state waits for the run, counts only the records
+    before it, and the next state counts the rest; a later run accepted first releases nothing."""
+    h = Harness()
+    lane = h.checkpoint.lane(A)
+    run = h.checkpoint.open_run(lane)
+    h.checkpoint.count(lane, 2)
+    h.checkpoint.state(stream_state(A, 1))
+    h.checkpoint.count(lane, 3)
+    h.checkpoint.state(stream_state(A, 2))
+    later = h.record(A)
+    h.checkpoint.state(stream_state(A, 3))
+    h.checkpoint.ack([later])
+    assert h.emitted == []
+    h.checkpoint.ack([run])
+    assert h.ids == [1, 2, 3] and h.counts == [2, 3, 1]

@@ -86,7 +86,7 @@ class Harness:
         self.checkpoint = Checkpoint(keys, self._emit)
         self.routes = {key: Route(key, names[key], self.checkpoint.lane(key)) for key in keys}
         self.sender = Sender(client, max_in_flight=max_in_flight, retry_seconds=0.3)
-        batcher = Batcher(buffer_size, self.checkpoint.count, linger_seconds=linger_seconds,
+        batcher = Batcher(buffer_size, self.checkpoint, linger_seconds=linger_seconds,
                           max_buffered_bytes=max_buffered_bytes)
         self.writer = Writer(self.routes, batcher, self.sender, self.checkpoint)
 
