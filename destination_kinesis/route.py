@@ -23,7 +23,7 @@ class Route:
     envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
     ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
     ``plain``: only plain routes take the inline path of :meth:`~destination_kinesis.writer.Writer._handle_lines`.
-    ``records`` and ``bytes`` count the records given to batches, ``rejected`` those skipped.
+    ``records`` and ``bytes`` count the records given to batches (as their runs end), ``rejected`` those skipped.
     """
 
     key: StreamKey

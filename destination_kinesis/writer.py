@@ -68,6 +68,7 @@ class Writer:
             while self._sender.in_flight:
                 self._wait_for_completion()
         except BaseException:
+            self._batcher.drain()  # not sent, but their runs end, so the routes count every record read
             self._sender.abort.set()
             self._sender.shutdown()
             self._collect(raise_errors=False)

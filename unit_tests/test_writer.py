@@ -274,6 +274,15 @@ def test_record_of_a_stream_not_in_the_catalog_fails_naming_line_and_stream() ->
     assert [tag_of(d) for d in h.client.sent_data] == ["a1"]
 
 
+def test_a_failed_sync_still_counts_every_record_read_per_stream() -> None:
+    """The routes count the records read before a failure, those still waiting in open batches included (the
+    summary logs these counts)."""
+    h = Harness(FakeKinesisClient(), buffer_size=100)
+    _fails(h, lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(("x", "unknown"), "u1")), "system_error")
+    assert (h.routes[A].records, h.routes[B].records) == (2, 1)
+    assert h.routes[A].bytes > 0 and h.client.sent_data == []
+
+
 @pytest.mark.parametrize("buffer_size", [1, 100])
 def test_oversize_record_fails_naming_stream_and_line_and_nothing_after_it_is_acknowledged(buffer_size: int) -> None:
     """A record over 1 MiB as a Kinesis record fails naming its stream and line; records after it are never sent
