@@ -22,9 +22,10 @@ class Run:
     """Consecutive records of one lane in one batch: the lane's number of its first record, and whether Kinesis has
     accepted them all."""
 
-    __slots__ = ("start", "accepted")
+    __slots__ = ("lane", "start", "accepted")
 
-    def __init__(self, start: int):
+    def __init__(self, lane: Lane, start: int):
+        self.lane = lane
         self.start = start
         self.accepted = False
 
@@ -66,7 +67,7 @@ class Checkpoint:
         """Start a run of ``lane`` with its next record; :meth:`count` its records in as they are added, and
         :meth:`ack` it once Kinesis has accepted them all. A lane has at most one run open: count the records of one
         run before opening the next."""
-        run = Run(lane.received)
+        run = Run(lane, lane.received)
         lane.runs.append(run)
         return run
 
@@ -85,6 +86,8 @@ class Checkpoint:
         """Kinesis accepted every record of these runs."""
         for run in runs:
             run.accepted = True
+        for run in runs:
+            run.lane.first_unaccepted()  # drops the accepted runs at the front: memory stays bounded without states
         self._release()
 
     def state(self, state: State) -> None:

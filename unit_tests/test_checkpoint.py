@@ -327,3 +327,18 @@ def test_a_run_that_grows_past_states_holds_them_until_it_is_accepted() -> None:
     assert h.emitted == []
     h.checkpoint.ack([run])
     assert h.ids == [1, 2, 3] and h.counts == [2, 3, 1]
+
+
+def test_accepted_runs_are_dropped_without_any_state() -> None:
+    """A sync without states keeps no record of its accepted runs: memory does not grow with the input."""
+    h = Harness()
+    lane = h.checkpoint.lane(A)
+    for _ in range(1_000):
+        h.checkpoint.ack([h.record(A)])
+    assert len(lane.runs) == 0
+    waiting = h.record(A)
+    for _ in range(10):
+        h.checkpoint.ack([h.record(A)])
+    assert len(lane.runs) == 11  # accepted runs behind one not yet accepted wait for it
+    h.checkpoint.ack([waiting])
+    assert len(lane.runs) == 0

@@ -12,7 +12,7 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from destination_kinesis import aws_errors, sender
 from destination_kinesis.batcher import Batch
-from destination_kinesis.checkpoint import Run
+from destination_kinesis.checkpoint import Lane, Run
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.pressure import Pressure
 from destination_kinesis.sender import Sender, SendStats, put_batch
@@ -30,7 +30,7 @@ def make_batch(n: int = 5, stream: str = STREAM, tag: str = "r") -> Batch:
     batch = Batch(stream)
     for i in range(n):
         batch.entries.append(encode_entry(f"{tag}{i}".encode(), f"key-{tag}{i}"))
-    batch.runs.append(Run(0))
+    batch.runs.append(Run(Lane(), 0))
     return batch
 
 
