@@ -10,6 +10,7 @@ import pytest
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MIB
 from destination_kinesis.lines import MAX_LINE_BYTES, LineReader
+from destination_kinesis.messages import is_utf8
 
 INPUT = b'{"type":"RECORD"}\n\nsecond \xc3\xa9 line\r\n\n\nlast line without newline'
 
@@ -116,14 +117,6 @@ def test_utf8_flag_matches_each_line_at_every_split_point(bad_line: int | None, 
             reader = LineReader()
             for chunk in (text[:first], text[first:second], text[second:]):
                 fed = reader.feed(chunk)
-                assert reader.utf8 == all(_valid(line) for line in fed), (first, second)
+                assert reader.utf8 == all(is_utf8(line) for line in fed), (first, second)
             last = reader.finish()
-            assert reader.utf8 == all(_valid(line) for line in last)
-
-
-def _valid(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+            assert reader.utf8 == all(is_utf8(line) for line in last)
