@@ -92,18 +92,20 @@ class Batcher:
     def count_runs(self) -> None:
         """Count the records of every open run into the checkpoint: call before the checkpoint receives a state."""
         for batch in self._open.values():
-            route, entries = batch.run_route, len(batch.entries)
-            if route is not None and batch.run_counted < entries:
-                self._checkpoint.count(route.lane, entries - batch.run_counted)
-                batch.run_counted = entries
+            if batch.run_route is not None:
+                self._count_run(batch, batch.run_route)
+
+    def _count_run(self, batch: Batch, route: Route) -> None:
+        entries = len(batch.entries)
+        if batch.run_counted < entries:
+            self._checkpoint.count(route.lane, entries - batch.run_counted)
+            batch.run_counted = entries
 
     def _end_run(self, batch: Batch) -> None:
         route = batch.run_route
         assert route is not None
-        entries = len(batch.entries)
-        if batch.run_counted < entries:
-            self._checkpoint.count(route.lane, entries - batch.run_counted)
-        route.records += entries - batch.run_start
+        self._count_run(batch, route)
+        route.records += len(batch.entries) - batch.run_start
         route.bytes += batch.size - batch.run_size
         route.batch = batch.run_route = None
 
