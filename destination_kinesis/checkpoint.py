@@ -119,19 +119,17 @@ class Checkpoint:
         released = []
         while pending:
             state, marks, count, rejected = pending[0]
-            if not _covered(marks):
-                break
-            pending.popleft()
-            released.append(state.render(count, rejected))
+            # Covered: in each lane, every record below the number the state noted is accepted.
+            for lane, received in marks:
+                first = lane.first_unaccepted()
+                if first is not None and first < received:
+                    break
+            else:
+                pending.popleft()
+                released.append(state.render(count, rejected))
+                continue
+            break
         if released:
             self._emit(released)
             self.emitted += len(released)
 
-
-def _covered(marks: list[tuple[Lane, int]]) -> bool:
-    """Whether a state is covered: in each lane, every record below the number the state noted is accepted."""
-    for lane, received in marks:
-        first = lane.first_unaccepted()
-        if first is not None and first < received:
-            return False
-    return True

@@ -58,10 +58,12 @@ class State:
     def render(self, record_count: int, rejected_count: int = 0) -> bytes:
         """The original message with ``state.destinationStats = {"recordCount": record_count}`` set, plus
         ``"rejectedRecordCount": rejected_count`` when that is above 0 (records counted in but not written)."""
+        # Counts are written as the protocol's doubles, N.0 (what repr(float(N)) gives below 10**16, and the same
+        # number above).
         if rejected_count:
-            return b'%b{"recordCount":%r,"rejectedRecordCount":%r}%b' % (
-                self.head, float(record_count), float(rejected_count), self.tail)
-        return b'%b{"recordCount":%r}%b' % (self.head, float(record_count), self.tail)
+            return b'%b{"recordCount":%d.0,"rejectedRecordCount":%d.0}%b' % (
+                self.head, record_count, rejected_count, self.tail)
+        return b'%b{"recordCount":%d.0}%b' % (self.head, record_count, self.tail)
 
 
 class RecordFields(msgspec.Struct, gc=False):
@@ -144,12 +146,11 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
         scope = ALL_STREAMS
     else:
         return None
-    text = bytes(state)
-    start = line.find(text)
-    if line.rfind(text) != start:  # from the end: the state is most often the last member, so both scans are short
+    start = line.find(state)  # msgspec's Raw is searched for in place, without a copy
+    if line.rfind(state) != start:  # from the end: the state is most often the last member, so both scans are short
         return None
-    close = start + len(text) - 1  # the state object's closing brace
-    comma = b"," if fields.type is not None or text[1:-1].strip() else b""  # none after an empty state object
+    close = start + len(state) - 1  # the state object's closing brace
+    comma = b"," if fields.type is not None or bytes(state)[1:-1].strip() else b""  # none after an empty state
     return State(scope, line_no, b'%b%b"destinationStats":' % (line[:close], comma), line[close:].rstrip())
 
 

@@ -303,6 +303,17 @@ def test_render_can_be_called_again_with_another_count() -> None:
     assert _split_stats(first)[0] == _split_stats(second)[0]
 
 
+@pytest.mark.parametrize("count", [1, 1_000_000, 2**53 + 1, 10**16])
+def test_render_writes_counts_as_doubles_of_their_value(count: int) -> None:
+    """recordCount and rejectedRecordCount are JSON numbers with a fraction (the protocol's doubles) that parse to
+    the count's double, however large."""
+    state = _state('{"type":"STATE","state":{"type":"GLOBAL","global":{}}}')
+    stats = json.loads(state.render(count, count))["state"]["destinationStats"]
+    assert stats == {"recordCount": float(count), "rejectedRecordCount": float(count)}
+    assert json.loads(state.render(count - 1))["state"]["destinationStats"] == {"recordCount": float(count - 1)}
+    assert all(type(value) is float for value in stats.values())
+
+
 def test_render_adds_rejected_record_count_only_when_some_were_rejected() -> None:
     """rejectedRecordCount follows recordCount when above 0; with none rejected the output is as before."""
     original = '{"type":"STATE","state":{"type":"GLOBAL","global":{},"id":5}}'
