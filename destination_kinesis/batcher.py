@@ -30,8 +30,8 @@ class Batch:
 
     ``entries`` are PutRecords entries as JSON text (see :func:`destination_kinesis.putrecords.entry`); ``runs`` are
     the checkpoint runs of the entries, in order; ``size`` counts data plus partition keys, as Kinesis does. The
-    ``run_`` fields describe the open run: its route, the entry count and size of the batch when it started, and the
-    entry count up to which its records are counted in.
+    ``run_`` fields describe the open run: its route, the size of the batch when it started, and the entry count up to
+    which its records are counted in.
     """
 
     stream_name: str
@@ -40,7 +40,6 @@ class Batch:
     size: int = 0
     born: float = 0.0
     run_route: Route | None = None
-    run_start: int = 0
     run_size: int = 0
     run_counted: int = 0
 
@@ -73,8 +72,7 @@ class Batcher:
             if batch.run_route is not None:
                 self._end_run(batch)
             batch.runs.append(self._checkpoint.open_run(route.lane))
-            batch.run_route, batch.run_size = route, batch.size
-            batch.run_start = batch.run_counted = len(batch.entries)
+            batch.run_route, batch.run_size, batch.run_counted = route, batch.size, len(batch.entries)
             route.batch = batch
         batch.entries.append(entry)
         batch.size += size
@@ -105,7 +103,6 @@ class Batcher:
         route = batch.run_route
         assert route is not None
         self._count_run(batch, route)
-        route.records += len(batch.entries) - batch.run_start
         route.bytes += batch.size - batch.run_size
         route.batch = batch.run_route = None
 

@@ -23,7 +23,8 @@ class Route:
     envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
     ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
     ``plain``: only plain routes take the inline path of :meth:`~destination_kinesis.writer.Writer._handle_lines`.
-    ``records`` and ``bytes`` count the records given to batches (as their runs end), ``rejected`` those skipped.
+    :attr:`records` and ``bytes`` count the records given to batches (as their runs are counted in), ``rejected`` those
+    skipped.
     """
 
     key: StreamKey
@@ -33,7 +34,6 @@ class Route:
     partitioner: Partitioner | None = None
     encoder: Encoder | None = None
     skip_oversize: bool = False
-    records: int = 0
     bytes: int = 0
     rejected: int = 0
     plain: bool = field(init=False)
@@ -42,3 +42,8 @@ class Route:
 
     def __post_init__(self) -> None:
         self.plain = self.partitioner is None and self.encoder is None
+
+    @property
+    def records(self) -> int:
+        """Records given to batches: those its lane counted into the checkpoint."""
+        return self.lane.received
