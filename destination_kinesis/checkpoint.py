@@ -1,9 +1,11 @@
 """The commit rule: release each state once every earlier record in its scope is accepted by Kinesis.
 
-Each Airbyte stream has a lane that numbers its records in the order they arrive. Records go to Kinesis in *runs*:
-consecutive records of one lane in one batch, opened with :meth:`Checkpoint.open_run` and counted in as they are
-added (:meth:`Checkpoint.count`). A state notes how many records each lane in its scope had received; it is covered
-once every run that starts below that number is accepted. Acknowledgements may come in any order (concurrent
+Each Airbyte stream has a lane. Records go to Kinesis in *runs*: consecutive records of one lane in one batch, opened
+with :meth:`Checkpoint.open_run` and counted in later (:meth:`Checkpoint.count`, before any state that follows them).
+A run's ``start`` is how many records of all lanes were counted in when it opened, and a state notes how many were
+counted in when it arrived: a run opened before the state has counted its first record in by then, so it starts
+below that number, and a run opened after it does not. A state is covered once, in each lane of its scope, every run
+that starts below its number is accepted. Acknowledgements may come in any order (concurrent
 requests, resent entries); states are released in the order they arrived, each with the number of records its scope
 received since the scope's previous state, and the number of those that were rejected (not written, see
 :meth:`Checkpoint.reject`). A run may go on growing after a state: its later records only delay states that follow.
@@ -14,13 +16,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from destination_kinesis.messages import ALL_STREAMS, State
 from destination_kinesis.naming import StreamKey
 
 
 class Run:
-    """Consecutive records of one lane in one batch: the lane's number of its first record, and whether Kinesis has
-    accepted them all."""
+    """Consecutive records of one lane in one batch: how many records were counted in when it opened, and whether
+    Kinesis has accepted them all."""
 
     __slots__ = ("lane", "start", "accepted")
 
@@ -37,16 +41,29 @@ class Lane:
 
     def __init__(self) -> None:
         self.runs: deque[Run] = deque()  # in order; accepted ones leave once they reach the front
-        self.received = 0  # records counted in, numbered from 0 in this order
+        self.received = 0  # records counted in
         self.since_state = 0  # records received since the last state that covered this stream
         self.rejected_since_state = 0  # of those, the records rejected instead of written
 
     def first_unaccepted(self) -> int | None:
-        """The number of the lane's first record not yet accepted (None when all are)."""
+        """The start of the lane's first run not yet accepted (None when all are)."""
         runs = self.runs
         while runs and runs[0].accepted:
             runs.popleft()
         return runs[0].start if runs else None
+
+
+# gc=False, like State: a waiting state refers to lanes but nothing refers back to it, so it is in no cycle, and
+# thousands may wait at once when the source sends a state after each record.
+class _Waiting(msgspec.Struct, gc=False):
+    """A state not emitted yet: the lanes of its scope, how many records were counted in when it arrived, and its
+    counts."""
+
+    state: State
+    lanes: tuple[Lane, ...]
+    mark: int
+    count: int
+    rejected: int
 
 
 class Checkpoint:
@@ -55,8 +72,12 @@ class Checkpoint:
 
     def __init__(self, streams: Iterable[StreamKey], emit: Callable[[list[bytes]], None]):
         self._lanes = {key: Lane() for key in streams}
+        # The lanes of each scope; a stream without a lane (no records in this sync) has nothing to wait for.
+        self._scopes: dict[StreamKey | None, tuple[Lane, ...]] = {key: (lane,) for key, lane in self._lanes.items()}
+        self._scopes[ALL_STREAMS] = tuple(self._lanes.values())
         self._emit = emit
-        self._pending: deque[tuple[State, list[tuple[Lane, int]], int, int]] = deque()
+        self._pending: deque[_Waiting] = deque()
+        self._counted = 0  # records counted in, of all lanes
         self.emitted = 0
 
     def lane(self, key: StreamKey) -> Lane:
@@ -67,7 +88,7 @@ class Checkpoint:
         """Start a run of ``lane`` with its next record; :meth:`count` its records in as they are added, and
         :meth:`ack` it once Kinesis has accepted them all. A lane has at most one run open: count the records of one
         run before opening the next."""
-        run = Run(lane, lane.received)
+        run = Run(lane, self._counted)
         lane.runs.append(run)
         return run
 
@@ -75,6 +96,7 @@ class Checkpoint:
         """Count ``records`` more records of ``lane``'s open run in."""
         lane.received += records
         lane.since_state += records
+        self._counted += records
 
     def reject(self, lane: Lane) -> None:
         """Count a record of ``lane`` in that will not be written (skipped): the next state of its scope counts it
@@ -93,19 +115,13 @@ class Checkpoint:
     def state(self, state: State) -> None:
         """A state arrived (every record before it counted in): hold it until it is covered, then emit it (at once
         if it already is)."""
-        if state.scope is ALL_STREAMS:
-            lanes = tuple(self._lanes.values())
-        else:
-            lane = self._lanes.get(state.scope)
-            lanes = (lane,) if lane is not None else ()  # a stream without records in this sync: nothing to wait for
+        lanes = self._scopes.get(state.scope, ())
         count = rejected = 0
-        marks = []
         for lane in lanes:
             count += lane.since_state
             rejected += lane.rejected_since_state
             lane.since_state = lane.rejected_since_state = 0
-            marks.append((lane, lane.received))
-        self._pending.append((state, marks, count, rejected))
+        self._pending.append(_Waiting(state, lanes, self._counted, count, rejected))
         if len(self._pending) == 1:  # behind a state still waiting it waits too: states go out in arrival order
             self._release()
 
@@ -118,15 +134,16 @@ class Checkpoint:
         pending = self._pending
         released = []
         while pending:
-            state, marks, count, rejected = pending[0]
-            # Covered: in each lane, every record below the number the state noted is accepted.
-            for lane, received in marks:
+            waiting = pending[0]
+            # Covered: in each lane, every run that starts below the number the state noted is accepted.
+            mark = waiting.mark
+            for lane in waiting.lanes:
                 first = lane.first_unaccepted()
-                if first is not None and first < received:
+                if first is not None and first < mark:
                     break
             else:
                 pending.popleft()
-                released.append(state.render(count, rejected))
+                released.append(waiting.state.render(waiting.count, waiting.rejected))
                 continue
             break
         if released:

@@ -41,29 +41,36 @@ class Record:
     line: bytes = field(default=b"", compare=False, repr=False)
 
 
-@dataclass(slots=True)
-class State:
+# gc=False: a state holds only bytes, strings and numbers, so it cannot be in a cycle. A sync with a state after each
+# record holds thousands waiting for their records; tracked, they cost a garbage collection every few hundred states,
+# and each full collection scanned them all again.
+class State(msgspec.Struct, gc=False):
     """A STATE to echo once every earlier record in its scope is written.
 
-    ``scope`` is the stream of a STREAM state, or :data:`ALL_STREAMS`. The original line is kept, cut where the
-    value of ``state.destinationStats`` goes: ``head`` ends with the member's name (and the comma it needs, or the
-    old value cut out), ``tail`` is the rest of the line, trailing whitespace removed.
+    ``scope`` is the stream of a STREAM state, or :data:`ALL_STREAMS`. ``text`` is the original message (trailing
+    whitespace removed), echoed as ``text[:cut] + insert``, then the value of ``state.destinationStats``, then
+    ``text[resume:]``: the text up to ``cut`` and ``insert`` end with the member's name (and the comma it needs), and
+    an old value between ``cut`` and ``resume`` is left out. The text is cut only when rendered: a state waiting for
+    its records costs no copy of it.
     """
 
     scope: StreamKey | None
     line_no: int
-    head: bytes
-    tail: bytes
+    text: bytes
+    cut: int
+    resume: int
+    insert: bytes = b""
 
     def render(self, record_count: int, rejected_count: int = 0) -> bytes:
         """The original message with ``state.destinationStats = {"recordCount": record_count}`` set, plus
         ``"rejectedRecordCount": rejected_count`` when that is above 0 (records counted in but not written)."""
         # Counts are written as the protocol's doubles, N.0 (what repr(float(N)) gives below 10**16, and the same
         # number above).
+        text = self.text
         if rejected_count:
-            return b'%b{"recordCount":%d.0,"rejectedRecordCount":%d.0}%b' % (
-                self.head, record_count, rejected_count, self.tail)
-        return b'%b{"recordCount":%d.0}%b' % (self.head, record_count, self.tail)
+            return b'%b%b{"recordCount":%d.0,"rejectedRecordCount":%d.0}%b' % (
+                text[:self.cut], self.insert, record_count, rejected_count, text[self.resume:])
+        return b'%b%b{"recordCount":%d.0}%b' % (text[:self.cut], self.insert, record_count, text[self.resume:])
 
 
 class RecordFields(msgspec.Struct, gc=False):
@@ -127,9 +134,9 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
     """The STATE of ``line``, a valid UTF-8 line whose ``state`` member :data:`decode_line` found, read without the
     exact parser; or None for :func:`parse_line` to handle the line.
 
-    Only a line whose state object holds no ``destinationStats`` and whose text occurs once in the line is taken:
-    that one occurrence is the state's own (the member that counts when ``state`` is given twice), so the line can be
-    cut there.
+    Only a state object without ``destinationStats`` is taken, and only where the line can be cut for certain: the
+    object's text is the line's last member, named ``"state"`` as written (msgspec takes the last of duplicate
+    members, as the platform's parser does), or its text occurs once in the line.
     """
     try:
         fields = _decode_state_fields(state)
@@ -146,12 +153,22 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
         scope = ALL_STREAMS
     else:
         return None
-    start = line.find(state)  # msgspec's Raw is searched for in place, without a copy
-    if line.rfind(state) != start:  # from the end: the state is most often the last member, so both scans are short
-        return None
+    line = line.rstrip()
+    start = line.rfind(state)  # msgspec's Raw is searched for in place, without a copy
     close = start + len(state) - 1  # the state object's closing brace
-    comma = b"," if fields.type is not None or bytes(state)[1:-1].strip() else b""  # none after an empty state
-    return State(scope, line_no, b'%b%b"destinationStats":' % (line[:close], comma), line[close:].rstrip())
+    # Just before the message's closing brace, the state is the message's last member if the name before it is
+    # '"state"': a '"' after ',' or '{' opens a string (inside one it would be escaped), so that is a member name.
+    if close != len(line) - 2 or line[start - 9 : start] not in _LAST_MEMBER:
+        if line.find(state) != start:
+            return None
+    # No comma after an empty state object.
+    insert = _NEXT_MEMBER if fields.type is not None or bytes(state)[1:-1].strip() else _FIRST_MEMBER
+    return State(scope, line_no, line, close, close, insert)
+
+
+_LAST_MEMBER = (b',"state":', b'{"state":')
+_NEXT_MEMBER = b',"destinationStats":'
+_FIRST_MEMBER = b'"destinationStats":'
 
 
 _JSON_TYPE_NAMES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
@@ -247,7 +264,8 @@ def _exact_state(text: str, members: dict[str, Member], line_no: int) -> State:
         close = state.end - 1  # the state object's closing brace
         comma = "" if text[state.value_start + 1 : close].strip() == "" else ","
         head, tail = f'{text[:close]}{comma}"destinationStats":', text[close:]
-    return State(scope, line_no, head.encode("utf-8"), tail.rstrip().encode("utf-8"))
+    head_text = head.encode("utf-8")
+    return State(scope, line_no, head_text + tail.rstrip().encode("utf-8"), len(head_text), len(head_text))
 
 
 def _other(message: Any, line_no: int) -> None:

@@ -120,7 +120,7 @@ def test_runs_are_consecutive_records_of_a_route_and_states_count_them_in() -> N
     _add(batcher, "x", 4, size=5)
     (batch,) = batcher.drain()
     assert _keys(batch) == [f"key-{i}" for i in range(5)]
-    assert [run.start for run in batch.runs] == [0, 0, 2]  # x from its record 0, y from 0, x from its record 2
+    assert [run.start for run in batch.runs] == [0, 2, 3]  # records counted in (of all lanes) as each run opened
     assert lane_x.received == 4 and x.batch is None
     assert (x.records, x.bytes, y.records, y.bytes) == (4, 20, 1, 5)
     assert batcher.emitted == []  # x's state waits for x's first three records
