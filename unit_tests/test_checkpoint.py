@@ -251,15 +251,44 @@ class Model:
 def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_after_every_record: bool) -> None:
     """With random records, states (STREAM, GLOBAL, not in catalog) and acks in random order and groups, the
     emitted states are always exactly the longest covered prefix (never early, never held back), with the model's
-    recordCount, and everything is released once all records are acked."""
+    recordCount, and everything is released once all records are acked.
+
+    Records go in runs as the batcher makes them: a lane's run grows over several records and past states, its
+    records are counted in only before a state or when it ends (so runs of other lanes open while they are not), and
+    only ended runs are acknowledged."""
     rng = random.Random(seed)
     h, model = Harness(STREAMS), Model()
-    outstanding: list[tuple[int, Run]] = []
+    open_runs: dict[StreamKey, tuple[Run, list[int]]] = {}  # each lane's open run and its records' positions
+    counted: dict[StreamKey, int] = {}  # of those, how many are counted in
+    outstanding: list[tuple[list[int], Run]] = []  # ended runs, not acknowledged yet
     next_id = 0
+
+    def count_in(key: StreamKey) -> None:
+        positions = open_runs[key][1]
+        if counted[key] < len(positions):
+            h.checkpoint.count(h.checkpoint.lane(key), len(positions) - counted[key])
+            counted[key] = len(positions)
+
+    def end_run(key: StreamKey) -> None:
+        count_in(key)
+        run, positions = open_runs.pop(key)
+        outstanding.append((positions, run))
+
+    def add_record(key: StreamKey) -> None:
+        position = model.record(key)
+        if key in open_runs and rng.random() < 0.7:
+            open_runs[key][1].append(position)
+            return
+        if key in open_runs:
+            end_run(key)
+        open_runs[key] = (h.checkpoint.open_run(h.checkpoint.lane(key)), [position])
+        counted[key] = 0
 
     def add_state(scope: StreamKey | None) -> None:
         nonlocal next_id
         next_id += 1
+        for key in open_runs:
+            count_in(key)
         model.state(None if scope is None else scope if scope in STREAMS else ("outside", "catalog"))
         h.checkpoint.state(global_state(next_id) if scope is None else stream_state(scope, next_id))
 
@@ -267,8 +296,9 @@ def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_af
         rng.shuffle(outstanding)
         k = rng.randint(1, 4)
         group, outstanding[:] = outstanding[:k], outstanding[k:]
-        model.acked.update(p for p, _ in group)
-        h.checkpoint.ack([cell for _, cell in group])
+        for positions, _ in group:
+            model.acked.update(positions)
+        h.checkpoint.ack([run for _, run in group])
 
     def check() -> None:
         n = model.expected_emitted()
@@ -279,14 +309,18 @@ def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_af
         roll = rng.random()
         if roll < 0.45:
             key = rng.choice(STREAMS)
-            outstanding.append((model.record(key), h.record(key)))
+            add_record(key)
             if state_after_every_record:
                 add_state(rng.choice([key, key, None]))
-        elif roll < 0.65:
+        elif roll < 0.6:
             add_state(rng.choice([*STREAMS, None, NOT_IN_CATALOG]))
+        elif roll < 0.7 and open_runs:
+            end_run(rng.choice(list(open_runs)))
         elif outstanding:
             ack_some()
         check()
+    for key in list(open_runs):
+        end_run(key)
     while outstanding:
         ack_some()
         check()
