@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import orjson
@@ -23,6 +20,7 @@ from destination_kinesis.catalog import load_catalog
 from destination_kinesis.config import load_spec, parse_config, secret_values
 from destination_kinesis.errors import ConnectorError, config_error, transient_error
 from destination_kinesis.output import Output, masked, register_secrets, send_logs_to
+from destination_kinesis.sigterm import Interrupted, interrupting
 
 logger = logging.getLogger("airbyte")
 
@@ -58,7 +56,7 @@ def run(args: list[str] | None = None) -> None:
             from destination_kinesis.sync import write_sync
 
             config = parse_config(_read_config(parsed.config))
-            with _interrupted_by_sigterm():
+            with interrupting():
                 write_sync(config, load_catalog(parsed.catalog), sys.stdin.fileno(), output)
     except Interrupted:
         logger.error("Interrupted by SIGTERM: stopped reading; states of records Kinesis accepted were emitted.")
@@ -74,31 +72,6 @@ def run(args: list[str] | None = None) -> None:
         logger.error("Failed with an unexpected error: %s", exc)
         output.trace(exc)
         sys.exit(1)
-
-
-class Interrupted(BaseException):
-    """SIGTERM arrived during ``write``.
-
-    Raised in the main thread wherever it is, so the writer's failure path runs: stop reading, cut retries short, let
-    the requests in flight finish (each within the client's timeouts), emit the states they cover. A BaseException,
-    so that no ``except Exception`` on the way mistakes it for an AWS or input error.
-    """
-
-
-@contextmanager
-def _interrupted_by_sigterm() -> Iterator[None]:
-    """Within the block, the first SIGTERM raises :class:`Interrupted`; later ones are ignored so that they cannot
-    cut short the orderly stop the first one started."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted()
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_config(path: str) -> Mapping[str, Any]:
