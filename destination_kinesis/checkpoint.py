@@ -147,6 +147,7 @@ class Checkpoint:
                 continue
             break
         if released:
-            self._emit(released)
+            # Counted first: emit may raise once its lines are out (Interrupted, when a SIGTERM came during the write).
             self.emitted += len(released)
+            self._emit(released)
 

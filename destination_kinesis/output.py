@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from destination_kinesis.errors import SYSTEM_ERROR, ConnectorError
+from destination_kinesis.sigterm import deferred
 
 _secrets: list[str] = []
 _LOG_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -61,7 +62,9 @@ class Output:
         self.write_lines([line])
 
     def write_lines(self, lines: list[bytes]) -> None:
-        with self._lock:
+        """Write the lines and flush. A SIGTERM waits for the end (:func:`~destination_kinesis.sigterm.deferred`):
+        interrupted, a write to a full pipe could leave part of a line, which the next message would then corrupt."""
+        with deferred(), self._lock:
             self._stream.write(b"\n".join(lines) + b"\n")
             self._stream.flush()
 

@@ -31,6 +31,7 @@ from destination_kinesis.batcher import Batch
 from destination_kinesis.config import DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_TIMEOUT_SECONDS
 from destination_kinesis.errors import ConnectorError, system_error, transient_error
 from destination_kinesis.pressure import Pressure
+from destination_kinesis.sigterm import deferred
 
 #: Sends one PutRecords call: (stream name, entries as JSON text) → one result per entry. See
 #: :class:`destination_kinesis.putrecords.PutRecords`.
@@ -194,10 +195,15 @@ class Sender:
         return self._wake_r
 
     def submit(self, batch: Batch) -> None:
-        """Start writing ``batch``; the caller keeps ``in_flight`` below :attr:`limit`."""
-        future = self._pool.submit(put_batch, self._put, batch, self._retry_seconds, self.abort, self.pressure)
-        self.in_flight += 1
-        future.add_done_callback(lambda f: self._completed(batch, f))
+        """Start writing ``batch``; the caller keeps ``in_flight`` below :attr:`limit`.
+
+        A SIGTERM waits for the end (:func:`~destination_kinesis.sigterm.deferred`): a batch started must also be
+        counted and have its completion queued, or the states it covers would never come out.
+        """
+        with deferred():
+            future = self._pool.submit(put_batch, self._put, batch, self._retry_seconds, self.abort, self.pressure)
+            self.in_flight += 1
+            future.add_done_callback(lambda f: self._completed(batch, f))
 
     def _completed(self, batch: Batch, future: Future[SendStats]) -> None:
         self._done.put((batch, future))

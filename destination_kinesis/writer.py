@@ -32,6 +32,7 @@ from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender
+from destination_kinesis.sigterm import deferred
 
 logger = logging.getLogger("airbyte")
 
@@ -234,14 +235,19 @@ class Writer:
         self.progress.log_if_due(now, sender.in_flight, sender.limit, sender.pressure.throttled_calls)
 
     def _collect(self, raise_errors: bool = True) -> None:
-        """Acknowledge every completed batch that succeeded; then raise the first failure, if any."""
+        """Acknowledge every completed batch that succeeded; then raise the first failure, if any.
+
+        A SIGTERM waits for the end (:func:`~destination_kinesis.sigterm.deferred`): completions taken off the
+        sender's queue and not acknowledged would leave the states they cover unemitted.
+        """
         failure: BaseException | None = None
-        for batch, future in self._sender.completions():
-            error = future.exception()
-            if error is None:
-                self.progress.accepted(batch.stream_name, len(batch.entries), batch.size, future.result())
-                self._checkpoint.ack(batch.runs)
-            elif failure is None:
-                failure = error
-        if failure is not None and raise_errors:
-            raise failure
+        with deferred():
+            for batch, future in self._sender.completions():
+                error = future.exception()
+                if error is None:
+                    self.progress.accepted(batch.stream_name, len(batch.entries), batch.size, future.result())
+                    self._checkpoint.ack(batch.runs)
+                elif failure is None:
+                    failure = error
+            if failure is not None and raise_errors:
+                raise failure  # in the block: a SIGTERM meanwhile is raised later, with this failure as its context

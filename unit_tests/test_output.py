@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
 import threading
 
 import pytest
 
 from destination_kinesis.errors import config_error
 from destination_kinesis.output import Output, register_secrets, send_logs_to
+from destination_kinesis.sigterm import Interrupted, interrupting
 
 
 class FlushCountingStream(io.BytesIO):
@@ -36,6 +38,25 @@ def test_each_line_is_written_whole_and_flushed() -> None:
     out.write_line(b'{"type":"STATE"}')
     out.write_line(b"second")
     assert stream.flushed == [b'{"type":"STATE"}\n', b'{"type":"STATE"}\nsecond\n']
+
+
+class SignalledStream(FlushCountingStream):
+    """A stream whose write gets a SIGTERM half-way, as a write to a full pipe can."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        half = len(data) // 2
+        written = super().write(data[:half])
+        signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns, unless deferred
+        return written + super().write(data[half:])
+
+
+def test_sigterm_during_a_write_is_raised_once_the_lines_are_out_whole() -> None:
+    """Interrupted comes only after the lines are written and flushed: no partial line for the TRACE to follow."""
+    stream = SignalledStream()
+    out = Output(stream)
+    with pytest.raises(Interrupted), interrupting():
+        out.write_lines([b'{"type":"STATE","id":1}', b'{"type":"STATE","id":2}'])
+    assert stream.flushed == [b'{"type":"STATE","id":1}\n{"type":"STATE","id":2}\n']
 
 
 def test_lines_from_many_threads_never_interleave() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import signal
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -16,6 +17,7 @@ from destination_kinesis.checkpoint import Lane, Run
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.pressure import Pressure
 from destination_kinesis.sender import Sender, SendStats, put_batch
+from destination_kinesis.sigterm import Interrupted, interrupting
 from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, decode_entry, encode_entry, fail_entries
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")
@@ -278,6 +280,30 @@ def test_completions_are_signalled_on_wake_fd() -> None:
         assert s.in_flight == 0
         assert not _readable(s.wake_fd, 0)
         assert s.completions() == []
+    finally:
+        s.close()
+
+
+def test_sigterm_as_the_pool_takes_a_batch_is_raised_once_the_batch_is_counted_and_watched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM right after the pool took the batch waits for submit to end: the batch is counted in flight and
+    its completion is signalled, so the states it covers can still come out."""
+    s = Sender(FakeKinesisClient(), max_in_flight=1, retry_seconds=RETRY_SECONDS)
+    pool_submit = s._pool.submit
+
+    def submit_then_sigterm(*args: Any, **kwargs: Any) -> Future[SendStats]:
+        future = pool_submit(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns, unless deferred
+        return future
+
+    monkeypatch.setattr(s._pool, "submit", submit_then_sigterm)
+    batch = make_batch(2)
+    try:
+        with pytest.raises(Interrupted), interrupting():
+            s.submit(batch)
+        assert s.in_flight == 1
+        ((done_batch, _),) = _collect(s, 1)
+        assert done_batch is batch
     finally:
         s.close()
 

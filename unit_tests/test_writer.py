@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pytest
 
 from destination_kinesis import writer
 from destination_kinesis.batcher import DEFAULT_MAX_BUFFERED_BYTES, Batch, Batcher
-from destination_kinesis.checkpoint import Checkpoint
+from destination_kinesis.checkpoint import Checkpoint, Run
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
 from destination_kinesis.messages import parse_line
@@ -29,6 +30,7 @@ from destination_kinesis.payload import Encoder
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender, SendStats
+from destination_kinesis.sigterm import Interrupted, interrupting
 from destination_kinesis.writer import CHUNK_BYTES, Writer
 from unit_tests.conftest import (
     EMITTED_AT,
@@ -352,6 +354,24 @@ def test_invalid_line_fails_without_echoing_content_and_keeps_earlier_states() -
                                                         b'{"secret":"CONTENT-MARKER"'), "system_error")
     assert re.search(r"\bline 3\b", error.message) and "CONTENT-MARKER" not in error.message
     assert h.ids == [1]
+
+
+def test_sigterm_while_completions_are_acknowledged_still_emits_the_states_they_cover(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM arrives as the writer acknowledges a completed batch it took off the sender's queue: the
+    acknowledgement is finished and the states it covers come out (with those the failure path collects) before
+    the sync ends with Interrupted."""
+    h = Harness(FakeKinesisClient())
+    ack = h.checkpoint.ack
+
+    def ack_after_sigterm(runs: list[Run]) -> None:
+        signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns, unless deferred
+        ack(runs)
+
+    monkeypatch.setattr(h.checkpoint, "ack", ack_after_sigterm)
+    with pytest.raises(Interrupted), interrupting():
+        h.run(lines(rec(A, "a1"), sstate(A, 1), rec(B, "b1"), sstate(B, 2)))
+    assert h.ids == [1, 2]
 
 
 # --------------------------------------------------------------------------------------------------------------------
