@@ -48,17 +48,15 @@ class State(msgspec.Struct, gc=False):
     """A STATE to echo once every earlier record in its scope is written.
 
     ``scope`` is the stream of a STREAM state, or :data:`ALL_STREAMS`. ``text`` is the original message (trailing
-    whitespace removed), echoed as ``text[:cut] + insert``, then the value of ``state.destinationStats``, then
-    ``text[resume:]``: the text up to ``cut`` and ``insert`` end with the member's name (and the comma it needs), and
-    an old value between ``cut`` and ``resume`` is left out. The text is cut only when rendered: a state waiting for
-    its records costs no copy of it.
+    whitespace removed, and any old ``destinationStats`` value left out), echoed as ``text[:cut] + insert``, then
+    the value of ``state.destinationStats``, then ``text[cut:]``: ``text[:cut] + insert`` ends with the member's name
+    (and the comma it needs). The text is cut only when rendered: a state waiting for its records costs no copy of it.
     """
 
     scope: StreamKey | None
     line_no: int
     text: bytes
     cut: int
-    resume: int
     insert: bytes = b""
 
     def render(self, record_count: int, rejected_count: int = 0) -> bytes:
@@ -66,11 +64,11 @@ class State(msgspec.Struct, gc=False):
         ``"rejectedRecordCount": rejected_count`` when that is above 0 (records counted in but not written)."""
         # Counts are written as the protocol's doubles, N.0 (what repr(float(N)) gives below 10**16, and the same
         # number above).
-        text = self.text
+        text, cut = self.text, self.cut
         if rejected_count:
             return b'%b%b{"recordCount":%d.0,"rejectedRecordCount":%d.0}%b' % (
-                text[:self.cut], self.insert, record_count, rejected_count, text[self.resume:])
-        return b'%b%b{"recordCount":%d.0}%b' % (text[:self.cut], self.insert, record_count, text[self.resume:])
+                text[:cut], self.insert, record_count, rejected_count, text[cut:])
+        return b'%b%b{"recordCount":%d.0}%b' % (text[:cut], self.insert, record_count, text[cut:])
 
 
 class RecordFields(msgspec.Struct, gc=False):
@@ -163,7 +161,7 @@ def fast_state(line: bytes, state: msgspec.Raw, line_no: int) -> State | None:
             return None
     # No comma after an empty state object.
     insert = _NEXT_MEMBER if fields.type is not None or bytes(state)[1:-1].strip() else _FIRST_MEMBER
-    return State(scope, line_no, line, close, close, insert)
+    return State(scope, line_no, line, close, insert)
 
 
 _LAST_MEMBER = (b',"state":', b'{"state":')
@@ -265,7 +263,7 @@ def _exact_state(text: str, members: dict[str, Member], line_no: int) -> State:
         comma = "" if text[state.value_start + 1 : close].strip() == "" else ","
         head, tail = f'{text[:close]}{comma}"destinationStats":', text[close:]
     head_text = head.encode("utf-8")
-    return State(scope, line_no, head_text + tail.rstrip().encode("utf-8"), len(head_text), len(head_text))
+    return State(scope, line_no, head_text + tail.rstrip().encode("utf-8"), len(head_text))
 
 
 def _other(message: Any, line_no: int) -> None:
