@@ -3,12 +3,12 @@
 Each Airbyte stream has a lane. Records go to Kinesis in *runs*: consecutive records of one lane in one batch, opened
 with :meth:`Checkpoint.open_run` and counted in later (:meth:`Checkpoint.count`, before any state that follows them).
 A run's ``start`` is how many records of all lanes were counted in when it opened, and a state notes how many were
-counted in when it arrived: a run opened before the state has counted its first record in by then, so it starts
-below that number, and a run opened after it does not. A state is covered once, in each lane of its scope, every run
-that starts below its number is accepted. Acknowledgements may come in any order (concurrent
-requests, resent entries); states are released in the order they arrived, each with the number of records its scope
-received since the scope's previous state, and the number of those that were rejected (not written, see
-:meth:`Checkpoint.reject`). A run may go on growing after a state: its later records only delay states that follow.
+counted in when it arrived: a run opened before the state has counted its first record in by then, so it starts below
+that number, and a run opened after it does not. A state is covered once, in each lane of its scope, every run that
+starts below its number is accepted. Acknowledgements may come in any order (concurrent requests, resent entries);
+states are released in the order they arrived, each with the number of records its scope received since the scope's
+previous state, and the number of those that were rejected (not written, see :meth:`Checkpoint.reject`). A run may go
+on growing after a state: its later records only delay states that follow.
 """
 
 from __future__ import annotations
