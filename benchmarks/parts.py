@@ -1,0 +1,196 @@
+"""Where the connector's CPU goes: each part of a sync measured alone, beside the connector's own run.
+
+usage: .venv/bin/python benchmarks/parts.py [--records 1000000] [--record-bytes 400] [--state-every 1000]
+           [--buffer-size 500] [--calls 200]
+
+The input is ``bench.py``'s (one stream, a state every ``--state-every`` records). The parts, each in one thread with
+nothing else of the connector running, its CPU read with ``time.thread_time`` (user + system):
+
+* reading: :class:`~destination_kinesis.writer.Writer` over the input file with a stand-in sender that acknowledges
+  each batch as it is submitted: reading stdin, splitting lines, decoding, envelopes and base64, batching, states.
+* PutRecords: ``--calls`` of the batches the reading part made, sent one after another through
+  :class:`~destination_kinesis.putrecords.PutRecords` (botocore's signer and HTTP session) to ``bench.py``'s instant
+  server; per record sent. The SHA-256 of each body, which SigV4 signing computes, is also timed apart.
+* fixed: ``destination-kinesis write`` on an input without records (``bench.py``'s empty sync): start-up, clients,
+  stream creation; per record of ``--records``.
+
+Then the connector itself on the same input and the instant server (``bench.py``'s connector run, user + system CPU
+of its process). The parts' sum is what a sync costs done in one thread, one step after another; the connector
+reads while its sender threads sign and send, and what it spends beyond the sum is the price of that overlap (GIL
+hand-offs, caches shared with the other threads and with the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import bench
+
+from destination_kinesis.batcher import Batch, Batcher
+from destination_kinesis.checkpoint import Checkpoint
+from destination_kinesis.client import aws_session, kinesis_client
+from destination_kinesis.config import parse_config
+from destination_kinesis.pressure import Pressure
+from destination_kinesis.putrecords import PutRecords
+from destination_kinesis.route import Route
+from destination_kinesis.sender import SendStats
+from destination_kinesis.writer import Writer
+
+
+class AckAtOnce:
+    """Stands in for :class:`~destination_kinesis.sender.Sender`: every batch is accepted as it is submitted, so
+    no other thread runs. The first ``keep`` batches are kept for the PutRecords part."""
+
+    def __init__(self, keep: int):
+        self._keep = keep
+        self.kept: list[Batch] = []
+        self._done: list[tuple[Batch, Future[SendStats]]] = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self.pressure = Pressure(1)
+        self.abort = threading.Event()
+        self.in_flight = 0
+        self.limit = 1 << 30
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_r
+
+    def submit(self, batch: Batch) -> None:
+        future: Future[SendStats] = Future()
+        future.set_result(SendStats(calls=1))
+        if not self._done:
+            os.write(self._wake_w, b"x")
+        self._done.append((batch, future))
+        self.in_flight += 1
+        if len(self.kept) < self._keep:
+            self.kept.append(batch)
+
+    def completions(self) -> list[tuple[Batch, Future[SendStats]]]:
+        try:
+            os.read(self._wake_r, 64)
+        except BlockingIOError:
+            pass
+        done, self._done = self._done, []
+        self.in_flight -= len(done)
+        return done
+
+    def shutdown(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[float, list[Batch]]:
+    """CPU seconds of the reading thread over the whole input, and the first ``keep`` batches it made."""
+    key = (bench.NAMESPACE, bench.stream_name(0))
+    states: list[int] = []
+    checkpoint = Checkpoint([key], lambda lines: states.append(len(lines)))
+    sender = AckAtOnce(keep)
+    routes = {key: Route(key, bench.kinesis_name(0), checkpoint.lane(key))}
+    writer = Writer(routes, Batcher(buffer_size, checkpoint), sender, checkpoint)  # type: ignore[arg-type]
+    fd = os.open(inp.path, os.O_RDONLY)
+    gc.freeze()  # as the connector does once its clients are built
+    try:
+        started = time.thread_time()
+        writer.run(fd)
+        cpu = time.thread_time() - started
+    finally:
+        os.close(fd)
+    records = sum(route.records for route in routes.values())
+    if (records, sum(states)) != (inp.records, inp.states):
+        raise bench.BenchError(f"the reading part handled {records} records and {sum(states)} states, "
+                               f"{inp.records} and {inp.states} expected")
+    return cpu, sender.kept
+
+
+def measure_calls(batches: list[Batch], config: Path) -> tuple[float, float, int]:
+    """CPU seconds of the PutRecords calls of ``batches`` (one after another), CPU seconds of hashing their bodies,
+    and the entries sent."""
+    session = aws_session(parse_config(json.loads(config.read_text())))
+    put = PutRecords(kinesis_client(session, data_path=True))
+    put(batches[0].stream_name, batches[0].entries)  # the connection opened and the credentials read
+    call_cpu = 0.0
+    for batch in batches:
+        started = time.thread_time()
+        if put(batch.stream_name, batch.entries) is not None:
+            raise bench.BenchError("the instant server did not accept every entry")
+        call_cpu += time.thread_time() - started
+    bodies = [b",".join(batch.entries) for batch in batches]
+    started = time.thread_time()
+    for body in bodies:
+        hashlib.sha256(body).hexdigest()
+    hash_cpu = time.thread_time() - started
+    return call_cpu, hash_cpu, sum(len(batch.entries) for batch in batches)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--record-bytes", type=int, default=400)
+    parser.add_argument("--state-every", type=int, default=1000)
+    parser.add_argument("--buffer-size", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=200, help="PutRecords calls timed")
+    args = parser.parse_args(argv)
+    if min(args.records, args.state_every, args.calls) < 1 or not 1 <= args.buffer_size <= 500:
+        parser.error("counts must be at least 1 and --buffer-size 1 to 500")
+    # What bench.measure_sync reads of its arguments.
+    args.shards, args.timeout, args.baseline = 4, 3600.0, bench.BASELINE
+
+    workdir = Path(tempfile.mkdtemp(prefix="parts-"))
+    try:
+        inp = bench.generate(workdir, args.records, args.record_bytes, 1, args.state_every)
+        empty = bench.generate(workdir, 0, args.record_bytes, 1, args.state_every)
+        bench.progress("measuring the reading thread")
+        reading, batches = measure_reading(inp, args.buffer_size, args.calls)
+        server = bench.InstantServer()
+        try:
+            bench.create_streams(server.endpoint, 1, args.shards)
+            config, _ = bench.write_config(workdir, server.endpoint, args, 1)
+            bench.progress(f"measuring {len(batches)} PutRecords calls")
+            calls, hashing, sent = measure_calls(batches, config)
+        finally:
+            server.stop()
+        del batches
+        bench.progress("measuring the empty sync and the connector")
+        fixed = bench.report(bench.measure_sync("empty sync", "instant", empty, args, workdir))
+        connector = bench.report(bench.measure_sync("connector", "instant", inp, args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not (fixed.ok and connector.ok) or fixed.cpu_s is None or connector.cpu_s is None:
+        print(f"a sync failed: {fixed.failure or connector.failure}", file=sys.stderr)
+        return 1
+
+    per_record = 1e6 / args.records
+    parts = [("reading thread", reading * per_record),
+             (f"PutRecords calls ({sent:,} records)", calls * 1e6 / sent),
+             ("  of which SHA-256 of the body", hashing * 1e6 / sent),
+             ("fixed cost (empty sync)", fixed.cpu_s * per_record)]
+    total = parts[0][1] + parts[1][1] + parts[3][1]
+    print(f"\n{args.records:,} records of {args.record_bytes} bytes, a state every {args.state_every}, batches of "
+          f"{args.buffer_size}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'CPU µs per record':<40} {'µs':>6}")
+    for name, value in parts:
+        print(f"{name:<40} {value:>6.2f}")
+    print(f"{'sum: one thread, one step at a time':<40} {total:>6.2f}")
+    print(f"{'connector (instant server)':<40} {connector.cpu_s * per_record:>6.2f}")
+    print(f"{'  beyond the sum: the overlap':<40} {connector.cpu_s * per_record - total:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
