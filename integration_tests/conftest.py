@@ -108,6 +108,13 @@ def aws_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+def kept_dir(config: pytest.Config, factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory kept between runs in pytest's cache, or a fresh temporary one when the cache plugin is off
+    (``-p no:cacheprovider``: then ``config`` has no ``cache`` at all)."""
+    cache = getattr(config, "cache", None)
+    return cache.mkdir(name) if cache is not None else factory.mktemp(name)
+
+
 def unique(prefix: str) -> str:
     """``prefix`` plus a random hex fragment: a stream name no other test uses."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import venvs
-from .conftest import CONNECTOR, ENVELOPE_KEYS, connector_config, kinesis_stream_name, write_json
+from .conftest import CONNECTOR, ENVELOPE_KEYS, connector_config, kept_dir, kinesis_stream_name, write_json
 from .kinesis_emulator import read_stream, start_kinesalite
 
 PYAIRBYTE = ["airbyte==0.71.3"]
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def pythons(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The python of PyAirbyte's and of the source's virtual environment, both installed side by side if needed."""
-    root = pytestconfig.cache.mkdir("venvs") if pytestconfig.cache else tmp_path_factory.mktemp("venvs")
+    root = kept_dir(pytestconfig, tmp_path_factory, "venvs")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(venvs.pinned, root / name, requirements)
                    for name, requirements in (("pyairbyte", PYAIRBYTE), ("source-faker", SOURCE_FAKER))}

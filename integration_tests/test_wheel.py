@@ -20,6 +20,7 @@ from .conftest import (
     assert_synced,
     catalog,
     connector_config,
+    kept_dir,
     of_type,
     parse_messages,
     record,
@@ -61,7 +62,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
     installed = InstalledWheel(wheels[0], tmp_path_factory.mktemp("venv"))
     python = venvs.create(installed.venv)
 
-    wheelhouse = pytestconfig.cache.mkdir("wheelhouse") if pytestconfig.cache else tmp_path_factory.mktemp("wheels")
+    wheelhouse = kept_dir(pytestconfig, tmp_path_factory, "wheelhouse")
     offline = ("install", "--no-compile", "--no-index", "--find-links", wheelhouse, installed.wheel)
     if venvs.pip(python, *offline, check=False).returncode != 0:
         venvs.pip(sys.executable, "download", "--dest", wheelhouse, installed.wheel)
