@@ -10,7 +10,8 @@ nothing else of the connector running, its CPU read with ``time.thread_time`` (u
   each batch as it is submitted: reading stdin, splitting lines, decoding, envelopes and base64, batching, states.
 * PutRecords: ``--calls`` of the batches the reading part made, sent one after another through
   :class:`~destination_kinesis.putrecords.PutRecords` (botocore's signer and HTTP session) to ``bench.py``'s instant
-  server; per record sent. The SHA-256 of each body, which SigV4 signing computes, is also timed apart.
+  server; per record sent. The SHA-256 that SigV4 signing computes of each body is also timed apart (over the
+  batch's entries joined: the body but for its few dozen bytes of head and tail).
 * fixed: ``destination-kinesis write`` on an input without records (``bench.py``'s empty sync): start-up, clients,
   stream creation; per record of ``--records``.
 
@@ -118,8 +119,8 @@ def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[floa
 
 
 def measure_calls(batches: list[Batch], config: Path) -> tuple[float, float, int]:
-    """CPU seconds of the PutRecords calls of ``batches`` (one after another), CPU seconds of hashing their bodies,
-    and the entries sent."""
+    """CPU seconds of the PutRecords calls of ``batches`` (one after another), CPU seconds of hashing their entries
+    joined (each body but for its head and tail), and the entries sent."""
     session = aws_session(parse_config(json.loads(config.read_text())))
     put = PutRecords(kinesis_client(session, data_path=True))
     put(batches[0].stream_name, batches[0].entries)  # the connection opened and the credentials read
