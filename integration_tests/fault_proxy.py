@@ -17,6 +17,16 @@ and, by a seeded random plan, does to PutRecords what AWS does under load:
 - calls to the operations in ``reject_signature_of`` (any operation) get HTTP 400 IncompleteSignatureException whose
   message echoes the request's Authorization header, access key included, as AWS does.
 
+With ``shard_limits`` the proxy also enforces AWS's per-shard write limits (see :mod:`.shard_limits`): it learns each
+stream's open shards from the backend (ListShards), routes every entry a PutRecords would forward to its shard, and
+refuses those over their shard's records/s or bytes/s budget exactly as Kinesis does: they are not forwarded, the
+others go to the backend in one call, and the answer holds every result in request order, each refused entry as
+``ProvisionedThroughputExceededException`` "Rate exceeded for shard <its shard> in stream <stream> under account
+000000000000.", with a right ``FailedRecordCount`` (unless a ``partial`` fault makes it lie). The limits apply after
+the plan's faults: a call faulted whole never reaches them, and a ``partial`` call's failed entries are not counted.
+:attr:`FaultProxy.limiter` holds the counts per stream and shard. A SplitShard, MergeShards or UpdateShardCount that
+passes through makes the proxy learn that stream's shards again.
+
 Other calls (DescribeStreamSummary, CreateStream, ...) are forwarded untouched; kinesalite does not check signatures,
 so a changed body goes on with the original headers and a corrected Content-Length.
 
@@ -45,14 +55,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .kinesis_emulator import free_port
+from .shard_limits import Clock, ShardLimiter, ShardLimits
 
-PUT_RECORDS = "Kinesis_20131202.PutRecords"
+TARGET_PREFIX = "Kinesis_20131202."
+PUT_RECORDS = TARGET_PREFIX + "PutRecords"
+RESHARDING = ("SplitShard", "MergeShards", "UpdateShardCount")
+LIST_SHARDS_PAGE = 1000  # ListShards' MaxResults when the proxy learns a stream's shards (AWS's default)
 CALL_FAULTS = ("partial", "throttle", "internal", "unavailable", "drop_before", "drop_after", "truncate_after",
                "hang_after", "slow")
+THROTTLED = "ProvisionedThroughputExceededException"
+RATE_EXCEEDED = "Rate exceeded for shard {shard} in stream {stream} under account 000000000000."
 ENTRY_ERRORS = {
-    "ProvisionedThroughputExceededException": "Rate exceeded for shard shardId-000000000000 in stream {stream} "
-                                              "under account 000000000000.",
+    THROTTLED: RATE_EXCEEDED.replace("{shard}", "shardId-000000000000"),
     "InternalFailure": "Internal service failure.",
+}
+PROXY_HEADERS = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", "fault-proxy")]
+#: The proxy's own calls to the backend (ListShards): unsigned, as neither emulator checks more than the shape.
+BACKEND_HEADERS = {
+    "Content-Type": "application/x-amz-json-1.1", "X-Amz-Date": "20240101T000000Z",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=fault-proxy/20240101/us-east-1/kinesis/aws4_request, "
+                     "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0",
 }
 BACKEND_TIMEOUT_SECONDS = 30.0
 IDLE_CONNECTION_SECONDS = 120.0
@@ -72,7 +94,8 @@ class FaultPlan:
     first PutRecords are within ``throttle_window`` (``(0.0, 5.0)``: for the first 5 s), and every call from the
     ``throttle_from_call``-th on (counting from 1: forever). At most ``max_hangs`` calls hang. Calls to the
     operations named in ``reject_signature_of`` (e.g. ``"ListStreams"``) are refused with an
-    IncompleteSignatureException that echoes the request.
+    IncompleteSignatureException that echoes the request. ``shard_limits``, when set, are enforced on the entries
+    forwarded (see the module docstring).
     """
 
     seed: int
@@ -85,6 +108,7 @@ class FaultPlan:
     max_hangs: int = 1
     hang_limit_seconds: float = 60.0
     reject_signature_of: tuple[str, ...] = ()
+    shard_limits: ShardLimits | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.calls) - set(CALL_FAULTS)
@@ -97,10 +121,13 @@ class FaultProxy:
 
     :attr:`injected` counts the faults injected by kind, plus ``calls`` (PutRecords calls seen), ``entries``
     (entries in them), ``failed_entries`` (entries answered as failed without being written) and ``wrong_count``
-    (answers whose FailedRecordCount lies).
+    (answers whose FailedRecordCount lies). With the plan's ``shard_limits``, :attr:`limiter` enforces them and
+    counts per stream and shard (else it is None). ``clock`` times the throttle window and the limits; tests pass a
+    clock they move themselves.
     """
 
-    def __init__(self, backend: str, plan: FaultPlan, on_written: WrittenCallback | None = None):
+    def __init__(self, backend: str, plan: FaultPlan, on_written: WrittenCallback | None = None,
+                 clock: Clock = time.monotonic):
         parts = urlsplit(backend)
         self.backend = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.plan = plan
@@ -116,6 +143,8 @@ class FaultProxy:
         self._start_error: BaseException | None = None
         self.port = free_port()
         self.injected: Counter[str] = Counter()
+        self._clock = clock
+        self.limiter = None if plan.shard_limits is None else ShardLimiter(plan.shard_limits, self._list_shards, clock)
 
     @property
     def endpoint(self) -> str:
@@ -176,7 +205,7 @@ class FaultProxy:
         and whether FailedRecordCount lies."""
         plan = self.plan
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if self._first_put is None:
                 self._first_put = now
             self.injected["calls"] += 1
@@ -212,13 +241,30 @@ class FaultProxy:
             if result.get("SequenceNumber"):
                 self._on_written(stream, base64.b64decode(entry["Data"]))
 
+    def _list_shards(self, stream: str) -> list[dict[str, Any]] | None:
+        """Every shard of ``stream`` as the backend lists them (ListShards, every page), or None when it answers
+        otherwise (no such stream)."""
+        shards: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"StreamName": stream, "MaxResults": LIST_SHARDS_PAGE}
+        while True:
+            status, _, answer = _backend_call(self.backend, "POST", "/", json.dumps(request).encode(),
+                                              {**BACKEND_HEADERS, "X-Amz-Target": TARGET_PREFIX + "ListShards"})
+            if status != 200:
+                return None
+            page = json.loads(answer)
+            shards.extend(page.get("Shards") or [])
+            if not page.get("NextToken"):
+                return shards
+            request = {"NextToken": page["NextToken"], "MaxResults": LIST_SHARDS_PAGE}
+
     # ------------------------------------------------------------------ one request
 
     def handle(self, request: _Handler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length)
         target = str(request.headers.get("X-Amz-Target"))
-        if target.rpartition(".")[2] in self.plan.reject_signature_of:
+        operation = target.rpartition(".")[2]
+        if operation in self.plan.reject_signature_of:
             with self._lock:
                 self.injected["reject_signature"] += 1
             echo = f"Authorization={request.headers['Authorization']}"
@@ -226,29 +272,27 @@ class FaultProxy:
                                  f"either a 'X-Amz-Date' or a 'Date' header. {echo}")
             return
         if target != PUT_RECORDS:
-            request.relay(*request.forward(body))
+            status, headers, answer = request.forward(body)
+            if self.limiter is not None and operation in RESHARDING and status == 200:
+                self.limiter.reshaped(_stream_of(json.loads(body)))
+            request.relay(status, headers, answer)
             return
         payload = json.loads(body)
         entries: list[dict[str, Any]] = payload.get("Records") or []
         kind, failing, lies = self._choose(len(entries))
-        stream = str(payload.get("StreamName"))
+        stream = _stream_of(payload)
         if kind == "throttle":
-            request.answer_error(400, "ProvisionedThroughputExceededException",
-                                 ENTRY_ERRORS["ProvisionedThroughputExceededException"].format(stream=stream))
+            request.answer_error(400, THROTTLED, ENTRY_ERRORS[THROTTLED].format(stream=stream))
         elif kind == "internal":
             request.answer_error(500, "InternalFailure", ENTRY_ERRORS["InternalFailure"])
         elif kind == "unavailable":
             request.answer(503, "text/html", b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
         elif kind == "drop_before":
             request.close_connection = True
-        elif kind == "partial":
-            self._partial(request, payload, entries, failing, lies)
         else:
             if kind == "slow":
                 self._stopping.wait(self.plan.slow_seconds)
-            status, headers, answer = request.forward(body)
-            if status == 200:
-                self._written(stream, entries, json.loads(answer).get("Records") or [])
+            status, headers, answer = self._put(request, body, payload, entries, failing, lies)
             if kind == "drop_after":
                 request.close_connection = True
             elif kind == "truncate_after":
@@ -258,34 +302,65 @@ class FaultProxy:
             else:
                 request.relay(status, headers, answer)
 
-    def _partial(self, request: _Handler, payload: dict[str, Any], entries: list[dict[str, Any]],
-                 failing: list[bool], lies: bool) -> None:
-        stream = str(payload.get("StreamName"))
-        sent = [entry for entry, fails in zip(entries, failing, strict=True) if not fails]
+    def _put(self, request: _Handler, body: bytes, payload: dict[str, Any], entries: list[dict[str, Any]],
+             failing: list[bool], lies: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Forward, in one backend call, the entries that neither the plan (``failing``) nor the shard limits
+        refuse; return the answer for the client: the backend's own when every entry went and the count is not to
+        lie, else every entry's result in request order (the backend's error answer as it is)."""
+        stream = _stream_of(payload)
+        refused = [self._entry_error(stream) if fails else None for fails in failing]
+        admission = None
+        if self.limiter is not None:
+            admission = self.limiter.admit(stream, [entry for entry, error in zip(entries, refused, strict=True)
+                                                    if error is None])
+            verdicts = zip(admission.shard_ids, admission.admitted, strict=True)
+            for index in [index for index, error in enumerate(refused) if error is None]:
+                shard_id, admitted = next(verdicts)
+                if not admitted:
+                    refused[index] = {"ErrorCode": THROTTLED,
+                                      "ErrorMessage": RATE_EXCEEDED.format(shard=shard_id, stream=stream)}
+        sent = [entry for entry, error in zip(entries, refused, strict=True) if error is None]
         backend_results: list[dict[str, Any]] = []
         if sent:
-            status, headers, answer = request.forward(json.dumps({**payload, "Records": sent}).encode())
+            whole = len(sent) == len(entries)
+            status, headers, answer = request.forward(body if whole else
+                                                      json.dumps({**payload, "Records": sent}).encode())
             if status != 200:
-                request.relay(status, headers, answer)
-                return
+                return status, headers, answer
             backend_results = json.loads(answer).get("Records") or []
             self._written(stream, sent, backend_results)
-        results = []
+            if self.limiter is not None and admission is not None:
+                self.limiter.settle(admission, backend_results)
+            if whole and not lies:
+                return status, headers, answer
         accepted = iter(backend_results)
-        for fails in failing:
-            if fails:
-                code = self._rng_choice(list(ENTRY_ERRORS))
-                results.append({"ErrorCode": code, "ErrorMessage": ENTRY_ERRORS[code].format(stream=stream)})
-            else:
-                results.append(next(accepted))
+        results = [error if error is not None else next(accepted) for error in refused]
         failed = sum(1 for result in results if not result.get("SequenceNumber"))
         count = (0 if failed else len(results)) if lies else failed
-        body = json.dumps({"FailedRecordCount": count, "Records": results}).encode()
-        request.answer(200, "application/x-amz-json-1.1", body)
+        return 200, PROXY_HEADERS, json.dumps({"FailedRecordCount": count, "Records": results}).encode()
 
-    def _rng_choice(self, options: list[str]) -> str:
+    def _entry_error(self, stream: str) -> dict[str, str]:
+        """A failed entry's result as the plan's ``partial`` fault gives it: throttled or an internal failure."""
         with self._lock:
-            return self._rng.choice(options)
+            code = self._rng.choice(list(ENTRY_ERRORS))
+        return {"ErrorCode": code, "ErrorMessage": ENTRY_ERRORS[code].format(stream=stream)}
+
+
+def _stream_of(payload: dict[str, Any]) -> str:
+    """The stream a request names, by StreamName or by StreamARN (``arn:...:stream/NAME``)."""
+    return str(payload.get("StreamName") or str(payload.get("StreamARN", "")).rpartition("/")[2])
+
+
+def _backend_call(backend: tuple[str, int], method: str, path: str, body: bytes,
+                  headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request to the backend on a new connection (see :meth:`_Handler.forward`); its status, headers, body."""
+    connection = http.client.HTTPConnection(*backend, timeout=BACKEND_TIMEOUT_SECONDS)
+    try:
+        connection.request(method, path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()
 
 
 class _Server(ThreadingHTTPServer):
@@ -333,16 +408,8 @@ class _Handler(BaseHTTPRequestHandler):
         A new connection per call: a kept-alive one may have been closed by the backend, and resending on a fresh
         one after an error could write records twice without the test knowing.
         """
-        host, port = self.server.proxy.backend
         headers = {name: value for name, value in self.headers.items() if name.lower() != "content-length"}
-        headers["Content-Length"] = str(len(body))
-        connection = http.client.HTTPConnection(host, port, timeout=BACKEND_TIMEOUT_SECONDS)
-        try:
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
+        return _backend_call(self.server.proxy.backend, self.command, self.path, body, headers)
 
     def relay(self, status: int, headers: list[tuple[str, str]], body: bytes, cut: int | None = None) -> None:
         """Answer with a backend response; with ``cut``, send only that many body bytes and close the connection."""
