@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from destination_kinesis.errors import system_error
-from destination_kinesis.naming import StreamKey, display_name
+from destination_kinesis.messages import StreamKey, display_name
 
 logger = logging.getLogger("airbyte")
 

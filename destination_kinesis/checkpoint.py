@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from destination_kinesis.messages import ALL_STREAMS, State
-from destination_kinesis.naming import StreamKey
+from destination_kinesis.messages import ALL_STREAMS, State, StreamKey
 
 
 class Run:

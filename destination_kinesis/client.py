@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, InvalidRegionError
 from destination_kinesis import aws_errors
 from destination_kinesis.config import DEFAULT_REGION, KinesisConfig
 from destination_kinesis.errors import config_error, transient_error
-from destination_kinesis.output import register_secrets
+from destination_kinesis.masking import register_secrets
 
 logger = logging.getLogger("airbyte")
 

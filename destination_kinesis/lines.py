@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from destination_kinesis.errors import input_error
 from destination_kinesis.limits import MIB
-from destination_kinesis.messages import is_utf8
+from destination_kinesis.reader import is_utf8
 
 MAX_LINE_BYTES = 64 * MIB
 

@@ -23,11 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from destination_kinesis.errors import config_error
 from destination_kinesis.limits import MAX_STREAM_NAME_CHARS
+from destination_kinesis.messages import StreamKey, display_name
 
 logger = logging.getLogger("airbyte")
-
-StreamKey = tuple[str | None, str]
-"""An Airbyte stream: (namespace or None, name)."""
 
 DEFAULT_TEMPLATE = "{namespace}_{stream}"
 PLACEHOLDERS = ("namespace", "stream")
@@ -38,12 +36,6 @@ _NOT_ALNUM_OR_UNDERSCORE = re.compile(r"[^A-Za-z0-9_]")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 _SUFFIX_HEX_CHARS = 8
-
-
-def display_name(key: StreamKey) -> str:
-    """How logs and errors name an Airbyte stream: ``namespace.name``, or ``name`` without a namespace."""
-    namespace, name = key
-    return f"{namespace}.{name}" if namespace else name
 
 
 def _reduce(text: str) -> str:

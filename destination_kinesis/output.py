@@ -1,5 +1,5 @@
 """The one writer of stdout: Airbyte messages (STATE, LOG, TRACE, and spec/check results), one per line, each
-flushed at once, and the registry of secrets that no output line may contain.
+flushed at once, with the registered secrets masked (:mod:`destination_kinesis.masking`).
 
 A state that sits in a pipe buffer is a state the platform has not seen, so nothing here is buffered. Logs from any
 thread go through the same lock, so lines never interleave. Messages are built here as plain JSON rather than with
@@ -13,42 +13,15 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 import orjson
 
 from destination_kinesis.errors import SYSTEM_ERROR, ConnectorError
+from destination_kinesis.masking import masked
 from destination_kinesis.sigterm import deferred
 
-_secrets: list[str] = []
 _LOG_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-
-
-def register_secrets(values: Iterable[str]) -> None:
-    """Mask these values (non-empty strings) in every message written from now on, in every form an error message
-    may quote them: as they are, without surrounding whitespace, line by line, and escaped as in JSON or a Python
-    repr. A key pasted with a trailing newline shows up in an HTTP client's error as ``b'...AKIA...\\n/...'``,
-    which the raw value does not match."""
-    for value in values:
-        text = str(value)
-        forms = (text, text.strip(), orjson.dumps(text).decode()[1:-1], repr(text)[1:-1],
-                 *(line.strip() for line in text.splitlines()))
-        _secrets.extend(form for form in forms if form.strip() and form not in _secrets)
-    _secrets.sort(key=len, reverse=True)  # a longer form is masked whole before a shorter one it contains
-
-
-def clear_secrets() -> None:
-    """Forget every registered secret (for tests)."""
-    _secrets.clear()
-
-
-def masked(text: str | None) -> str | None:
-    """``text`` with every registered secret replaced by ``****``."""
-    if text:
-        for secret in _secrets:
-            text = text.replace(secret, "****")
-    return text
 
 
 class Output:

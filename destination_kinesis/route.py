@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from destination_kinesis.checkpoint import Lane
+from destination_kinesis.encoder import Encoder, Partitioner
 from destination_kinesis.limits import MAX_RECORD_BYTES
-from destination_kinesis.naming import StreamKey
-from destination_kinesis.partition import Partitioner
-from destination_kinesis.payload import Encoder
+from destination_kinesis.messages import StreamKey
 
 if TYPE_CHECKING:
     from destination_kinesis.batcher import Batch
@@ -20,7 +19,7 @@ class Route:
     """Where one Airbyte stream's records go, how they are written, and how many went.
 
     ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
-    envelope (:func:`~destination_kinesis.envelope.payload`); ``skip_oversize`` skips records over
+    envelope (:func:`~destination_kinesis.encoder.payload`); ``skip_oversize`` skips records over
     ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
     ``plain``: only plain routes take the inline path of :meth:`~destination_kinesis.writer.Writer._handle_lines`.
     :attr:`records` and ``bytes`` count the records given to batches (as their runs are counted in), ``rejected`` those

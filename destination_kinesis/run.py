@@ -19,7 +19,8 @@ import orjson
 from destination_kinesis.catalog import load_catalog
 from destination_kinesis.config import load_spec, parse_config, secret_values
 from destination_kinesis.errors import ConnectorError, config_error, transient_error
-from destination_kinesis.output import Output, masked, register_secrets, send_logs_to
+from destination_kinesis.masking import masked, register_secrets
+from destination_kinesis.output import Output, send_logs_to
 from destination_kinesis.sigterm import Interrupted, interrupting
 
 logger = logging.getLogger("airbyte")

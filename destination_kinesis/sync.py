@@ -13,11 +13,12 @@ from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.client import aws_session, endpoint_region_mismatch, kinesis_client
 from destination_kinesis.config import KinesisConfig
+from destination_kinesis.encoder import Encoder, Partitioner
 from destination_kinesis.limits import MAX_RECORD_BYTES
-from destination_kinesis.naming import display_name, kinesis_stream_names, shared_streams
+from destination_kinesis.messages import display_name
+from destination_kinesis.naming import kinesis_stream_names, shared_streams
 from destination_kinesis.output import Output
-from destination_kinesis.partition import Partitioner, key_rules
-from destination_kinesis.payload import Encoder
+from destination_kinesis.partition import key_rules
 from destination_kinesis.putrecords import PutRecords
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender

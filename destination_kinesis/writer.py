@@ -6,7 +6,7 @@ records are acknowledged, even while the source is quiet, and reading pauses whi
 
 Each record is touched once on its way: its fields found by msgspec (its ``data`` not parsed into objects but
 copied as written), its envelope and PutRecords entry built as bytes, appended to its stream's batch. Lines that need
-more (errors to explain, what msgspec refuses) go through :func:`~destination_kinesis.messages.parse_line`; records
+more (errors to explain, what msgspec refuses) go through :func:`~destination_kinesis.parser.parse_line`; records
 of a stream whose :class:`Route` is not plain are found the fast way but encoded by the route's options.
 """
 
@@ -23,13 +23,14 @@ from pybase64 import b64encode
 
 from destination_kinesis.batcher import Batch, Batcher
 from destination_kinesis.checkpoint import Checkpoint
-from destination_kinesis.envelope import PAYLOAD, data_json, new_ids, payload
+from destination_kinesis.encoder import PAYLOAD, new_ids, payload
 from destination_kinesis.errors import input_error, system_error
 from destination_kinesis.lines import LineReader
-from destination_kinesis.messages import Record, State, decode_line, fast_state, is_utf8, parse_line
-from destination_kinesis.naming import StreamKey, display_name
+from destination_kinesis.messages import Record, State, StreamKey, display_name
+from destination_kinesis.parser import data_json, parse_line
 from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import ENTRY, entry
+from destination_kinesis.reader import decode_line, fast_state, is_utf8
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender
 from destination_kinesis.sigterm import deferred

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import connector_config, error_traces, of_type, parse_messages, run_connector, write_json
+from .connector import connector_config, error_traces, of_type, parse_messages, run_connector, write_json
 from .kinesis_emulator import Emulator, free_port
 
 PROPERTIES = {"endpoint", "region", "shardCount", "accessKey", "privateKey", "bufferSize"}

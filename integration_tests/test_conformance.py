@@ -16,7 +16,7 @@ from airbyte_cdk.test.standard_tests import DestinationTestSuiteBase
 
 from destination_kinesis.destination import DestinationKinesis
 
-from .conftest import REPO_ROOT, connector_config, write_json
+from .connector import REPO_ROOT, connector_config, write_json
 from .kinesis_emulator import Emulator
 
 EMULATOR_CONFIG = Path("integration_tests/acceptance/emulator_config.json")

@@ -16,24 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from .conftest import (
-    EMITTED_AT,
-    SyncResult,
-    assert_records_written,
-    assert_states_echoed,
-    aws_environment,
-    check_connection,
-    connector_config,
-    error_traces,
-    kinesis_stream_name,
-    loads,
-    record,
-    run_write,
-    stream_state,
-    to_lines,
-    unique,
-)
+from .connector import SyncResult, aws_environment, check_connection, connector_config, error_traces, run_write, unique
+from .inputs import EMITTED_AT, loads, record, stream_state, to_lines
 from .kinesis_emulator import Emulator, enforce_iam, read_stream
+from .readback import assert_records_written, assert_states_echoed, kinesis_stream_name
 
 EXTERNAL_ID = "ext-id-4711-not-for-logs"
 ALLOW_KINESIS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}

@@ -12,21 +12,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .conftest import (
-    REPO_ROOT,
-    SyncResult,
-    assert_synced,
-    catalog,
-    connector_config,
-    of_type,
-    parse_messages,
-    record,
-    stream_state,
-    to_lines,
-    unique,
-    write_json,
-)
+from .connector import REPO_ROOT, SyncResult, catalog, connector_config, of_type, parse_messages, unique, write_json
+from .inputs import record, stream_state, to_lines
 from .kinesis_emulator import Emulator
+from .readback import assert_synced
 
 SCRIPT = "/airbyte/integration_code/entrypoint.sh"
 MOUNT = "/secrets"

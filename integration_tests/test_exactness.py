@@ -14,19 +14,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    EMITTED_AT,
-    catalog,
-    connector_config,
-    error_traces,
-    kinesis_stream_name,
-    parse_messages,
-    run_connector,
-    stream_state,
-    unique,
-    write_json,
-)
+from .connector import catalog, connector_config, error_traces, parse_messages, run_connector, unique, write_json
+from .inputs import EMITTED_AT, stream_state
 from .kinesis_emulator import Emulator, read_stream
+from .readback import kinesis_stream_name
 
 ALL_CONTROLS = "".join(f"\\u{code:04x}" for code in range(0x20))
 C1_CONTROLS = "".join(chr(code) for code in range(0x7F, 0xA0))  # raw: valid unescaped in JSON strings

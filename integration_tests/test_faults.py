@@ -15,24 +15,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    Coverage,
-    LiveCoverage,
-    Message,
-    ReadBack,
-    RunningConnector,
-    SyncResult,
-    assert_states_echoed,
-    error_traces,
-    input_records,
-    numbered_messages,
-    read_back,
-    to_lines,
-    unique,
-    write_args,
-)
+from .connector import RunningConnector, SyncResult, error_traces, unique, write_args
 from .fault_proxy import FaultPlan, FaultProxy
+from .inputs import Message, numbered_messages, to_lines
 from .kinesis_emulator import Emulator
+from .readback import Coverage, LiveCoverage, ReadBack, assert_states_echoed, input_records, read_back
 
 
 @dataclass

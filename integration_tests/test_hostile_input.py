@@ -16,24 +16,20 @@ import pytest
 
 from destination_kinesis.limits import MIB
 
-from .conftest import (
-    EMITTED_AT,
+from .connector import (
     Sync,
     SyncResult,
-    assert_synced,
     catalog,
     connector_config,
     error_traces,
-    kinesis_stream_name,
-    loads,
     parse_messages,
-    record,
     run_connector,
-    stream_state,
     unique,
     write_json,
 )
+from .inputs import EMITTED_AT, loads, record, stream_state
 from .kinesis_emulator import Emulator, kinesis_client, read_stream
+from .readback import assert_synced, kinesis_stream_name
 
 
 def nested(depth: int) -> str:

@@ -15,20 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    Coverage,
-    Message,
-    RunningConnector,
-    StreamKey,
-    assert_states_echoed,
-    input_records,
-    numbered_messages,
-    read_back,
-    to_lines,
-    unique,
-    write_args,
-)
+from .connector import RunningConnector, unique, write_args
+from .inputs import Message, StreamKey, numbered_messages, to_lines
 from .kinesis_emulator import Emulator
+from .readback import Coverage, assert_states_echoed, input_records, read_back
 
 RECORDS = 100_000
 STATE_EVERY = 1_000

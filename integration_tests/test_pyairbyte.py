@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from . import venvs
-from .conftest import CONNECTOR, ENVELOPE_KEYS, connector_config, kept_dir, kinesis_stream_name, write_json
+from .connector import CONNECTOR, connector_config, write_json
 from .kinesis_emulator import read_stream, start_kinesalite
+from .readback import ENVELOPE_KEYS, kinesis_stream_name
 
 PYAIRBYTE = ["airbyte==0.71.3"]
 SOURCE_FAKER = ["airbyte-source-faker==7.2.1"]
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def pythons(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The python of PyAirbyte's and of the source's virtual environment, both installed side by side if needed."""
-    root = kept_dir(pytestconfig, tmp_path_factory, "venvs")
+    root = venvs.kept_dir(pytestconfig, tmp_path_factory, "venvs")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(venvs.pinned, root / name, requirements)
                    for name, requirements in (("pyairbyte", PYAIRBYTE), ("source-faker", SOURCE_FAKER))}

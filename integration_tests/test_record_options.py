@@ -16,21 +16,10 @@ import zstandard
 
 from destination_kinesis.limits import MIB
 
-from .conftest import (
-    EMITTED_AT,
-    Sync,
-    SyncResult,
-    assert_states_echoed,
-    configured_stream,
-    error_traces,
-    kinesis_stream_name,
-    loads,
-    record,
-    stream_state,
-    to_lines,
-    unique,
-)
+from .connector import Sync, SyncResult, configured_stream, error_traces, unique
+from .inputs import EMITTED_AT, loads, record, stream_state, to_lines
 from .kinesis_emulator import Emulator, read_stream
+from .readback import assert_states_echoed, kinesis_stream_name
 
 
 def _logs(result: SyncResult) -> str:

@@ -22,22 +22,19 @@ from airbyte_cdk.models import ConnectorSpecification
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
 from airbyte_cdk.test.standard_tests._spec_lint import assert_no_secrets_in_output, assert_spec_is_valid
 
-from .conftest import (
-    EMITTED_AT,
+from .connector import (
     RunningConnector,
     catalog,
     connector_config,
     error_traces,
     of_type,
     parse_messages,
-    record,
     run_connector,
-    stream_state,
-    to_lines,
     unique,
     write_json,
 )
 from .fault_proxy import FaultPlan, FaultProxy
+from .inputs import EMITTED_AT, record, stream_state, to_lines
 from .kinesis_emulator import Emulator
 
 Run = Callable[[Emulator, Path, dict[str, Any]], subprocess.CompletedProcess[bytes]]

@@ -15,20 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    Coverage,
-    LiveCoverage,
-    RunningConnector,
-    SyncResult,
-    error_traces,
-    numbered_messages,
-    read_back,
-    to_lines,
-    unique,
-    write_args,
-)
+from .connector import RunningConnector, SyncResult, error_traces, unique, write_args
 from .fault_proxy import FaultPlan, FaultProxy
+from .inputs import numbered_messages, to_lines
 from .kinesis_emulator import Emulator
+from .readback import Coverage, LiveCoverage, read_back
 
 #: Generous: the requests in flight take 3 s at the proxy; the bound proves the stop does not wait for more input.
 STOP_LIMIT_S = 20.0

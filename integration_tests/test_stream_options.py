@@ -8,23 +8,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    EMITTED_AT,
-    Sync,
-    assert_states_echoed,
-    assert_synced,
-    check_connection,
-    connector_config,
-    error_traces,
-    kinesis_stream_name,
-    loads,
-    record,
-    run_write,
-    stream_state,
-    to_lines,
-    unique,
-)
+from .connector import Sync, check_connection, connector_config, error_traces, run_write, unique
+from .inputs import EMITTED_AT, loads, record, stream_state, to_lines
 from .kinesis_emulator import Emulator, kinesis_client, read_stream
+from .readback import assert_states_echoed, assert_synced, kinesis_stream_name
 
 TAGS = [{"key": "team", "value": "data platform"}, {"key": "cost-center", "value": "4711"}, {"key": "empty"}]
 

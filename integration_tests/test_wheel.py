@@ -14,22 +14,10 @@ from pathlib import Path
 import pytest
 
 from . import venvs
-from .conftest import (
-    REPO_ROOT,
-    SyncResult,
-    assert_synced,
-    catalog,
-    connector_config,
-    kept_dir,
-    of_type,
-    parse_messages,
-    record,
-    stream_state,
-    to_lines,
-    unique,
-    write_json,
-)
+from .connector import REPO_ROOT, SyncResult, catalog, connector_config, of_type, parse_messages, unique, write_json
+from .inputs import record, stream_state, to_lines
 from .kinesis_emulator import Emulator
+from .readback import assert_synced
 
 RUN_TIMEOUT_S = 120
 
@@ -62,7 +50,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
     installed = InstalledWheel(wheels[0], tmp_path_factory.mktemp("venv"))
     python = venvs.create(installed.venv)
 
-    wheelhouse = kept_dir(pytestconfig, tmp_path_factory, "wheelhouse")
+    wheelhouse = venvs.kept_dir(pytestconfig, tmp_path_factory, "wheelhouse")
     offline = ("install", "--no-compile", "--no-index", "--find-links", wheelhouse, installed.wheel)
     if venvs.pip(python, *offline, check=False).returncode != 0:
         venvs.pip(sys.executable, "download", "--dest", wheelhouse, installed.wheel)

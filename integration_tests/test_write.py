@@ -10,19 +10,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    EMITTED_AT,
-    Message,
-    Sync,
-    assert_synced,
-    configured_stream,
-    error_traces,
-    record,
-    stream_state,
-    to_lines,
-    unique,
-)
+from .connector import Sync, configured_stream, error_traces, unique
+from .inputs import EMITTED_AT, Message, record, stream_state, to_lines
 from .kinesis_emulator import Emulator
+from .readback import assert_synced
 
 
 def global_state(state_id: int, streams: list[tuple[str | None, str]], cursor: int) -> Message:

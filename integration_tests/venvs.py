@@ -11,6 +11,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 PIP_TIMEOUT_S = 900.0
 STAMP = "pinned-requirements.txt"
@@ -60,3 +64,10 @@ def pinned(venv: Path, requirements: list[str]) -> Path:
     pip(python, "install", "--no-compile", *requirements)
     stamp.write_text(wanted)
     return python
+
+
+def kept_dir(config: pytest.Config, factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory kept between runs in pytest's cache, or a fresh temporary one when the cache plugin is off
+    (``-p no:cacheprovider``: then ``config`` has no ``cache`` at all)."""
+    cache = getattr(config, "cache", None)
+    return cache.mkdir(name) if cache is not None else factory.mktemp(name)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from destination_kinesis import output, putrecords, sender
+from destination_kinesis import masking, putrecords, sender
 
 RESOURCES = Path(__file__).parent / "resources"
 REPO_ROOT = Path(__file__).parent.parent
@@ -248,7 +248,7 @@ def restore_logging() -> Iterator[None]:
 def clear_secrets() -> Iterator[None]:
     """Forget the secrets a test registered for masking."""
     yield
-    output.clear_secrets()
+    masking.clear_secrets()
 
 
 # --------------------------------------------------------------------------------------------------------------------

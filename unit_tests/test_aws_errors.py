@@ -113,3 +113,13 @@ def test_unclassified_errors_name_the_service_that_answered() -> None:
     """An STS error (assuming a role) is not blamed on Kinesis."""
     assert aws_errors.describe(client_error("Odd", message="m", operation="AssumeRole")).startswith("AWS STS answered")
     assert aws_errors.describe(client_error("Odd", message="m", operation="PutRecords")).startswith("Kinesis answered")
+
+
+def test_the_code_table_is_consistent() -> None:
+    """Throttling is retried; what the user must fix is not; a kind that explains itself says what to do."""
+    for code, kind in aws_errors.CODES.items():
+        assert not kind.throttling or kind.retryable, code
+        assert not (kind.user_fixable and kind.retryable), code
+        assert bool(kind.meaning) == bool(kind.hint), code
+    assert aws_errors.THROTTLING_CODES == {code for code, kind in aws_errors.CODES.items() if kind.throttling}
+    assert "ProvisionedThroughputExceededException" in aws_errors.THROTTLING_CODES

@@ -12,7 +12,8 @@ from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch
 from destination_kinesis.batcher import Batcher as RealBatcher
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
-from destination_kinesis.messages import State, parse_line
+from destination_kinesis.messages import State
+from destination_kinesis.parser import parse_line
 from destination_kinesis.route import Route
 from unit_tests.conftest import FakeClock, decode_entry, encode_entry, record_count, stream_state_line
 

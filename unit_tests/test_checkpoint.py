@@ -8,8 +8,8 @@ import random
 import pytest
 
 from destination_kinesis.checkpoint import Checkpoint, Run
-from destination_kinesis.messages import State, parse_line
-from destination_kinesis.naming import StreamKey
+from destination_kinesis.messages import State, StreamKey
+from destination_kinesis.parser import parse_line
 from unit_tests.conftest import (
     global_state_line,
     legacy_state_line,

@@ -10,7 +10,7 @@ import pytest
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MIB
 from destination_kinesis.lines import MAX_LINE_BYTES, LineReader
-from destination_kinesis.messages import is_utf8
+from destination_kinesis.reader import is_utf8
 
 INPUT = b'{"type":"RECORD"}\n\nsecond \xc3\xa9 line\r\n\n\nlast line without newline'
 

@@ -10,7 +10,7 @@ import unicodedata
 import pytest
 
 from destination_kinesis.errors import ConnectorError
-from destination_kinesis.naming import NameTemplate, display_name, kinesis_stream_names, shared_streams
+from destination_kinesis.naming import NameTemplate, kinesis_stream_names, shared_streams
 
 VALID_KINESIS_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 SUFFIXED = re.compile(r"(?P<base>.*)_(?P<hex>[0-9a-f]{8})")
@@ -47,12 +47,10 @@ def test_reduced_name_is_cut_to_128_characters() -> None:
     assert len(NameTemplate().reduced((None, "é" * 500))) == 128
 
 
-def test_unreduced_and_display_names() -> None:
-    """The unreduced name joins with '_' (empty namespace when None); logs show 'namespace.name' or 'name'."""
+def test_unreduced_names() -> None:
+    """The unreduced name joins with '_' (empty namespace when None)."""
     assert NameTemplate().unreduced((None, "a b")) == "_a b"
     assert NameTemplate().unreduced(("n", "s")) == "n_s"
-    assert display_name(("n", "s")) == "n.s"
-    assert display_name((None, "s")) == "s"
 
 
 def test_streams_without_collisions_keep_their_plain_names(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,7 +11,8 @@ import threading
 import pytest
 
 from destination_kinesis.errors import config_error
-from destination_kinesis.output import Output, register_secrets, send_logs_to
+from destination_kinesis.masking import register_secrets
+from destination_kinesis.output import Output, send_logs_to
 from destination_kinesis.sigterm import Interrupted, interrupting
 
 

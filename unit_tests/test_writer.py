@@ -21,12 +21,12 @@ import pytest
 from destination_kinesis import writer
 from destination_kinesis.batcher import DEFAULT_MAX_BUFFERED_BYTES, Batch, Batcher
 from destination_kinesis.checkpoint import Checkpoint, Run
+from destination_kinesis.encoder import Encoder, KeyRule, Partitioner
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
-from destination_kinesis.messages import parse_line
-from destination_kinesis.naming import StreamKey, kinesis_stream_names
-from destination_kinesis.partition import KeyRule, Partitioner
-from destination_kinesis.payload import Encoder
+from destination_kinesis.messages import StreamKey
+from destination_kinesis.naming import kinesis_stream_names
+from destination_kinesis.parser import parse_line
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender, SendStats
@@ -51,7 +51,7 @@ from unit_tests.conftest import (
     stream_state_line,
     write_all,
 )
-from unit_tests.test_envelope import CORPUS
+from unit_tests.test_encoder import CORPUS
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")
 
