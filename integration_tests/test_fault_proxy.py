@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import fault_proxy
-from .conftest import unique
+from .connector import unique
 from .fault_proxy import FaultPlan, FaultProxy
 from .kinesis_emulator import Emulator, kinesis_client, read_stream
 from .shard_limits import MAX_HASH_KEY, ShardLimits
