@@ -1,6 +1,7 @@
-# The connector image, built the way Airbyte builds Python connectors. The builder stage turns the package into a
-# wheel and installs that wheel (not an editable install) with its dependencies into a virtual environment; the final
-# stage copies only that environment and the entrypoint onto the same pinned base image and runs as its non-root user.
+# The connector image, built the way Airbyte builds Python connectors. The builder stage installs the locked
+# dependencies (image-requirements.txt: exported from poetry.lock by scripts/lock, each with its hashes) into a virtual
+# environment, then the package's wheel (not an editable install) without resolving anything more; the final stage
+# copies only that environment and the entrypoint onto the same pinned base image and runs as its non-root user.
 # BASE_IMAGE must stay equal to connectorBuildOptions.baseImage in metadata.yaml (unit_tests/test_dockerfile.py checks).
 # Only classic-builder instructions are used (no RUN --mount, COPY --chmod or heredocs), so BuildKit, the classic
 # builder and the docker Python SDK that integration_tests/test_docker_image.py uses all build it the same way.
@@ -8,13 +9,18 @@ ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c426
 
 FROM ${BASE_IMAGE} AS builder
 WORKDIR /build
+# The dependencies first, in a layer of their own that a change to the connector's code alone leaves cached.
+COPY image-requirements.txt ./
+RUN python -m venv /opt/destination-kinesis \
+    && /opt/destination-kinesis/bin/pip install --no-cache-dir --require-hashes -r image-requirements.txt
 COPY pyproject.toml README.md ./
 COPY destination_kinesis ./destination_kinesis
-# pip itself is not needed to run the connector, so it leaves the environment once the install is done.
+# pip itself is not needed to run the connector, so it leaves the environment once the install is checked.
+# (setuptools stays: airbyte-cdk declares it as a dependency, so the lock holds it.)
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /build/dist . \
-    && python -m venv /opt/destination-kinesis \
-    && /opt/destination-kinesis/bin/pip install --no-cache-dir /build/dist/*.whl \
-    && /opt/destination-kinesis/bin/pip uninstall --yes pip setuptools
+    && /opt/destination-kinesis/bin/pip install --no-cache-dir --no-deps /build/dist/*.whl \
+    && /opt/destination-kinesis/bin/pip check \
+    && /opt/destination-kinesis/bin/pip uninstall --yes pip
 
 FROM ${BASE_IMAGE}
 COPY --from=builder /opt/destination-kinesis /opt/destination-kinesis

@@ -14,6 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the standard library has no TOML reader before 3.11
+    import tomli as tomllib
 from docker.utils.build import exclude_paths
 from dockerfile_parse import DockerfileParser
 
@@ -23,7 +28,9 @@ ENTRYPOINT_SCRIPT = REPO_ROOT / "entrypoint.sh"
 METADATA = yaml.safe_load((REPO_ROOT / "metadata.yaml").read_text())["data"]
 BASE_IMAGE_REPOSITORY = "docker.io/airbyte/python-connector-base"
 # What the image is built from; Docker always sends the Dockerfile and .dockerignore as well.
-BUILD_CONTEXT = {"Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "entrypoint.sh", "destination_kinesis"}
+BUILD_CONTEXT = {"Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "image-requirements.txt",
+                 "entrypoint.sh", "destination_kinesis"}
+IMAGE_REQUIREMENTS = REPO_ROOT / "image-requirements.txt"
 
 Instruction = dict[str, Any]
 
@@ -71,6 +78,30 @@ def test_builder_installs_the_built_wheel_not_the_source_tree() -> None:
     wheel_dir = re.search(r"--wheel-dir (\S+)", commands).group(1)  # type: ignore[union-attr]
     assert re.search(rf"pip install [^&]*{re.escape(wheel_dir)}/\*\.whl", commands), commands
     assert not re.search(r"(\s-e\s|--editable|\[tests\])", commands), f"editable install or test extras: {commands}"
+
+
+def test_builder_installs_the_locked_dependencies_with_their_hashes_and_then_nothing_else() -> None:
+    """The dependencies come only from image-requirements.txt, every file checked against its hash; the wheel is
+    installed after them without resolving dependencies, and pip checks that nothing is missing."""
+    commands = " && ".join(values(stages()[0], "RUN"))
+    locked = re.search(r"pip install --no-cache-dir --require-hashes -r image-requirements\.txt", commands)
+    wheel = re.search(r"pip install --no-cache-dir --no-deps \S+\.whl", commands)
+    assert locked and wheel and locked.start() < wheel.start(), commands
+    assert wheel.end() < commands.index("pip check"), commands
+
+
+def test_image_requirements_are_exported_from_the_lock() -> None:
+    """Every requirement of the image pins a version poetry.lock holds (a package may be locked at one version per
+    Python), each with its hashes. scripts/lock --check, run by scripts/setup, compares the whole export; this
+    catches a lock changed without scripts/lock."""
+    lock = tomllib.loads((REPO_ROOT / "poetry.lock").read_text())
+    locked = {(package["name"], package["version"]) for package in lock["package"]}
+    # One requirement per entry: its first line, then its continuation lines (the hashes), which start with spaces.
+    entries = [entry for entry in re.split(r"\n(?=\S)", IMAGE_REQUIREMENTS.read_text()) if not entry.startswith("#")]
+    pinned = {re.match(r"([A-Za-z0-9_.-]+)==([^ ;\\]+)", entry).groups() for entry in entries}  # type: ignore[union-attr]
+    assert {name for name, _ in pinned} >= {"airbyte-cdk", "boto3", "botocore"}, "the connector's dependencies"
+    assert pinned - locked == set(), "pinned at a version poetry.lock does not hold: run scripts/lock"
+    assert all("--hash=sha256:" in entry for entry in entries), "every requirement carries its hashes"
 
 
 def test_final_stage_copies_the_installed_environment_and_runs_nothing() -> None:

@@ -2,7 +2,9 @@
 HTTP session, answers read as boto3 would. The endpoint is a small HTTP server on 127.0.0.1 started by the tests.
 
 These tests also pin the botocore internals PutRecords relies on (``_request_signer``, ``_endpoint.http_session``,
-``_endpoint.host``): a botocore release that renames them fails here, not in a sync.
+``_endpoint.host``): a botocore release that renames them or changes how they are called fails here, with a message
+naming that release and the range pyproject.toml allows, not in a sync. ``scripts/botocore_range`` runs this module
+against other botocore releases.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import base64
 import gc
 import hashlib
 import hmac
+import importlib.metadata
+import inspect
 import json
 import re
 import threading
@@ -20,8 +24,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import botocore
 import orjson
 import pytest
+from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, EndpointConnectionError, ResponseStreamingError
 
 from destination_kinesis import aws_errors
@@ -142,7 +148,78 @@ def client(server: Endpoint) -> Any:
 
 @pytest.fixture
 def put(endpoint: Endpoint, client: Any) -> PutRecords:
+    require_botocore_internals(client)
     return PutRecords(client)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The botocore internals PutRecords uses
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def botocore_range() -> str:
+    """The botocore releases the connector declares (pyproject.toml, as installed): those these tests passed on."""
+    return next(requirement for requirement in importlib.metadata.requires("destination-kinesis") or []
+                if requirement.startswith("botocore"))
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def changed_internals(client: Any) -> list[str]:
+    """What PutRecords uses of a botocore client and is missing here or takes other arguments: the signer's
+    ``sign(operation_name, request)``, the endpoint's ``host`` (a URL) and ``http_session.send(request)``, and
+    ``AWSRequest(method, url, headers, data)`` with ``prepare()``."""
+    changed = []
+    sign = getattr(getattr(client, "_request_signer", None), "sign", None)
+    if not callable(sign):
+        changed.append("client._request_signer.sign is missing")
+    elif _parameters(sign)[:2] != ["operation_name", "request"]:
+        changed.append(f"client._request_signer.sign takes {_parameters(sign)}")
+    endpoint = getattr(client, "_endpoint", None)
+    if not isinstance(getattr(endpoint, "host", None), str):
+        changed.append("client._endpoint.host is not a URL string")
+    send = getattr(getattr(endpoint, "http_session", None), "send", None)
+    if not callable(send):
+        changed.append("client._endpoint.http_session.send is missing")
+    elif _parameters(send) != ["request"]:
+        changed.append(f"client._endpoint.http_session.send takes {_parameters(send)}")
+    if not {"method", "url", "headers", "data"} <= set(_parameters(AWSRequest)):
+        changed.append(f"AWSRequest takes {_parameters(AWSRequest)}")
+    if not callable(getattr(AWSRequest, "prepare", None)):
+        changed.append("AWSRequest.prepare is missing")
+    return changed
+
+
+def require_botocore_internals(client: Any) -> None:
+    """Fail the test, naming this botocore and the range the connector declares, when the internals changed."""
+    changed = changed_internals(client)
+    if changed:
+        pytest.fail(f"botocore {botocore.__version__} changed what destination_kinesis/putrecords.py uses: "
+                    f"{'; '.join(changed)}. The wire-format tests passed on {botocore_range()} (pyproject.toml); "
+                    "adapt PutRecords to this release before allowing it.", pytrace=False)
+
+
+def test_botocore_internals_keep_the_shape_putrecords_uses(client: Any) -> None:
+    require_botocore_internals(client)
+
+
+def test_a_changed_internal_fails_naming_the_botocore_release() -> None:
+    """A client whose endpoint lost its HTTP session (as a botocore release could make it) fails the check with the
+    installed botocore's version and the declared range in the message."""
+
+    class Renamed:
+        def __init__(self, real: Any) -> None:
+            self._request_signer = real._request_signer
+            self._endpoint = type("Endpoint", (), {"host": real._endpoint.host})()
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require_botocore_internals(Renamed(make_client("http://127.0.0.1:1")))
+    message = str(failed.value)
+    assert f"botocore {botocore.__version__} changed" in message
+    assert "client._endpoint.http_session.send is missing" in message
+    assert botocore_range() in message
 
 
 ENTRIES = [
