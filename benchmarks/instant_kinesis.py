@@ -5,10 +5,20 @@ usage: python benchmarks/instant_kinesis.py --port PORT [--host 127.0.0.1]
 It speaks the Kinesis JSON 1.1 protocol over HTTP/1.1 keep-alive (one asyncio loop, any number of connections) and
 answers what a producer needs: CreateStream (the stream is ACTIVE at once, with the shards asked for),
 DescribeStreamSummary (no MaxRecordSizeInKiB, as on streams without large-record support), DescribeStream,
-ListStreams, ListShards and PutRecords. A PutRecords of n entries gets n successes from a prebuilt answer; entries
-are counted by their ``"PartitionKey"`` keys (Data is base64, so that text occurs nowhere else) and more than 500 are
-refused, as Kinesis does. ``GET /stats`` returns ``{"records": {stream: entries accepted}, "requests": n}`` so
-the benchmark can check that every record arrived. Signatures are not checked; nothing is stored.
+ListStreams, ListShards and PutRecords. A PutRecords of n entries gets n successes; more than 500 are refused, as
+Kinesis does. Each success names the shard Kinesis would have put the entry on: a stream's shards split the hash key
+space evenly, as CreateStream does (the ranges ListShards and DescribeStream list), and an entry goes to the one
+holding the 128-bit big-endian MD5 of its partition key in UTF-8, or its ExplicitHashKey. ``GET /stats`` returns
+``{"records": {stream: entries accepted}, "requests": n}`` so the benchmark can check that every record arrived.
+Signatures are not checked; nothing is stored; sequence numbers are not unique.
+
+Speed: the endpoint must stay far faster than the client it measures. A one-shard stream needs no routing (a
+prebuilt answer per entry count, entries counted by their ``"PartitionKey"``: Data is base64, so that text occurs
+nowhere else). Otherwise the keys are cut from the body by one regular expression, hashed by CPython's own MD5 (about
+half the cost of OpenSSL's for keys this short), and the first two bytes of each digest pick the shard's prebuilt
+result from a table; only the prefixes a shard boundary splits (none when the shard count is a power of two up to
+65,536) take the 128-bit division. A body with an ExplicitHashKey or a JSON escape (a backslash: base64 has none)
+is parsed as JSON instead, which is exact for any key and several times slower.
 """
 
 from __future__ import annotations
@@ -16,39 +26,106 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import time
 from typing import Any
+
+try:  # CPython's built-in MD5: for 36-byte keys about twice as fast as hashlib's OpenSSL one
+    from _md5 import md5
+except ImportError:  # an interpreter built without it
+    from hashlib import md5
 
 MAX_ENTRIES = 500
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 MAX_HASH_KEY = 2**128 - 1
 _SEQUENCE_BASE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
+_PREFIX_BITS = 16
+_PARTITION_KEY = re.compile(rb'"PartitionKey"\s*:\s*"([^"]*)"')
+
+
+class Shards:
+    """A stream's ``count`` shards, splitting the hash key space evenly, and each one's result for PutRecords."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.width = (MAX_HASH_KEY + 1) // count
+        self.results = [b'{"SequenceNumber":"%d","ShardId":"%s"}' % (_SEQUENCE_BASE, shard_id(i).encode())
+                        for i in range(count)]
+        self.by_prefix: dict[bytes, bytes] = {}
+        if count > 1:
+            span = 1 << (128 - _PREFIX_BITS)
+            for prefix in range(1 << _PREFIX_BITS):
+                first, last = self.index(prefix * span), self.index((prefix + 1) * span - 1)
+                if first == last:
+                    self.by_prefix[prefix.to_bytes(_PREFIX_BITS // 8, "big")] = self.results[first]
+
+    def index(self, hash_key: int) -> int:
+        return min(hash_key // self.width, self.count - 1)
+
+    def hash_key_range(self, index: int) -> tuple[int, int]:
+        return index * self.width, MAX_HASH_KEY if index == self.count - 1 else (index + 1) * self.width - 1
+
+    def results_of(self, body: bytearray, end: int) -> list[bytes] | None:
+        """Each entry's result, in order; None when the body must be parsed as JSON (see the module docstring)."""
+        keys = _PARTITION_KEY.findall(body, 0, end)
+        # A key with an escape holds a backslash before the quote the expression stops at.
+        if b"\\" in b"".join(keys) or body.find(b'"ExplicitHashKey"', 0, end) >= 0:
+            return None
+        by_prefix, exact = self.by_prefix, self.exact
+        return [by_prefix.get(digest[:2]) or exact(digest) for digest in [md5(key).digest() for key in keys]]
+
+    def exact(self, digest: bytes) -> bytes:
+        return self.results[self.index(int.from_bytes(digest, "big"))]
+
+    def parsed_results(self, body: bytearray, end: int) -> list[bytes]:
+        """Each entry's result from the parsed body: its ExplicitHashKey, else the MD5 of its key in UTF-8."""
+        results = []
+        for entry in json.loads(bytes(body[:end])).get("Records") or []:
+            explicit = entry.get("ExplicitHashKey")
+            if explicit is not None:
+                results.append(self.results[self.index(int(explicit))])
+            else:
+                results.append(self.exact(md5(str(entry["PartitionKey"]).encode()).digest()))
+        return results
+
+
+def shard_id(index: int) -> str:
+    return f"shardId-{index:012d}"
 
 
 class Endpoint:
     """The state behind the protocol: streams created so far, and what PutRecords accepted."""
 
     def __init__(self) -> None:
-        self.streams: dict[str, tuple[int, float]] = {}  # name -> (shard count, creation time)
+        self.streams: dict[str, tuple[Shards, float]] = {}  # name -> (its shards, creation time)
         self.records: dict[str, int] = {}
         self.requests = 0
         self._answers: dict[int, bytes] = {}
 
     def put_records(self, body: bytearray, end: int) -> tuple[int, bytes]:
-        entries = body.count(b'"PartitionKey"', 0, end)
-        if entries > MAX_ENTRIES:
-            return 400, _error("ValidationException", f"{entries} records in one PutRecords; at most 500")
         name = _stream_name(body, end)
         if name not in self.streams:
             return 400, _error("ResourceNotFoundException", f"Stream {name} under account {ACCOUNT} not found.")
+        shards = self.streams[name][0]
+        results = None
+        if shards.count == 1:
+            entries = body.count(b'"PartitionKey"', 0, end)
+        else:
+            results = shards.results_of(body, end)
+            if results is None:
+                results = shards.parsed_results(body, end)
+            entries = len(results)
+        if entries > MAX_ENTRIES:
+            return 400, _error("ValidationException", f"{entries} records in one PutRecords; at most 500")
         self.records[name] = self.records.get(name, 0) + entries
         self.requests += 1
+        if results is not None:
+            return 200, b'{"FailedRecordCount":0,"Records":[%s]}' % b",".join(results)
         answer = self._answers.get(entries)
         if answer is None:
-            results = ",".join(f'{{"SequenceNumber":"{_SEQUENCE_BASE + i}","ShardId":"shardId-000000000000"}}'
-                               for i in range(entries))
-            answer = self._answers[entries] = f'{{"FailedRecordCount":0,"Records":[{results}]}}'.encode()
+            answer = self._answers[entries] = b'{"FailedRecordCount":0,"Records":[%s]}' % b",".join(
+                [shards.results[0]] * entries)
         return 200, answer
 
     def control(self, operation: str, request: dict[str, Any]) -> tuple[int, bytes]:
@@ -61,7 +138,7 @@ class Endpoint:
         if operation == "CreateStream":
             if name in self.streams:
                 return 400, _error("ResourceInUseException", f"Stream {name} under account {ACCOUNT} already exists.")
-            self.streams[name] = (int(request.get("ShardCount") or 1), time.time())
+            self.streams[name] = (Shards(int(request.get("ShardCount") or 1)), time.time())
             return 200, b"{}"
         if name not in self.streams:
             return 400, _error("ResourceNotFoundException", f"Stream {name} under account {ACCOUNT} not found.")
@@ -82,16 +159,15 @@ class Endpoint:
                    "StreamCreationTimestamp": created}
         if not brief:
             summary.update(RetentionPeriodHours=24, EnhancedMonitoring=[{"ShardLevelMetrics": []}],
-                           EncryptionType="NONE", OpenShardCount=shards, ConsumerCount=0)
+                           EncryptionType="NONE", OpenShardCount=shards.count, ConsumerCount=0)
         return summary
 
     def _shards(self, name: str) -> list[dict[str, Any]]:
-        count = self.streams[name][0]
-        width = (MAX_HASH_KEY + 1) // count
-        return [{"ShardId": f"shardId-{i:012d}",
-                 "HashKeyRange": {"StartingHashKey": str(i * width),
-                                  "EndingHashKey": str(MAX_HASH_KEY if i == count - 1 else (i + 1) * width - 1)},
-                 "SequenceNumberRange": {"StartingSequenceNumber": str(_SEQUENCE_BASE)}} for i in range(count)]
+        shards = self.streams[name][0]
+        return [{"ShardId": shard_id(i),
+                 "HashKeyRange": {"StartingHashKey": str(start), "EndingHashKey": str(end)},
+                 "SequenceNumberRange": {"StartingSequenceNumber": str(_SEQUENCE_BASE)}}
+                for i, (start, end) in enumerate(map(shards.hash_key_range, range(shards.count)))]
 
     def stats(self) -> bytes:
         return _json({"records": self.records, "requests": self.requests})
