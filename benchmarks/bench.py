@@ -1,9 +1,10 @@
 """Throughput benchmark: the real ``destination-kinesis write`` beside the server's ceiling and the 0.1.5 baseline.
 
 usage: .venv/bin/python benchmarks/bench.py [--records 1000000] [--record-bytes 400] [--streams 1] [--shards 4]
-           [--state-every 1000] [--buffer-size 500] [--runs 1] [--mode kinesalite|instant|all]
+           [--state-every 1000] [--buffer-size 500] [--runs 1] [--mode kinesalite|instant|all|shard-limited]
            [--ceiling-threads 4,8,16] [--skip-baseline] [--skip-ceiling] [--suite] [--json PATH]
-           [--baseline PATH] [--timeout SECONDS]
+           [--baseline PATH] [--timeout SECONDS] [--connector-config JSON] [--keys random|hot]
+           [--split-after SECONDS] [--suite-limits [--scale FACTOR]]
 
 It writes the Airbyte input once to a temporary file: ``--records`` RECORD messages whose ``data`` JSON is exactly
 ``--record-bytes`` bytes (a ``seq`` field numbering the records from 0, ints, strings, floats of at most 15 digits, a
@@ -35,6 +36,38 @@ that exits non-zero, misses records, puts them in the wrong stream or emits the 
 ``--suite`` runs the issue's targets in sequence (kinesalite with ceiling and baseline; instant; a state after every
 record; ``--records``/5 and ``--records``*2 for memory flatness) and ends with a target/measured/pass table.
 Timings depend on what else runs on the machine: the load average is printed before and after.
+
+Shard-limited mode (``--mode shard-limited``, issue 14): the connector writes through the fault proxy
+(``integration_tests/fault_proxy.py``) enforcing AWS's per-shard limits (1,000 records/s and 1 MiB/s of data plus
+key per shard, one second of burst) in front of a fresh kinesalite, the baseline through another of the same kind.
+Here ``--record-bytes`` is the size of the connector's unaggregated Kinesis record: the envelope
+``{"_airbyte_ab_id":"<uuid>","_airbyte_emitted_at":<ms>,"_airbyte_data":<data>}`` plus the 36-byte partition key,
+so the data JSON is ``--record-bytes`` - 146 bytes (400 → 254; the baseline's envelope, data as a JSON string, is
+larger). ``--keys hot`` adds a field ``k`` (34 characters, so a ``fields`` key made of it has 36 bytes too) that
+holds one value in 90 % of the records and one of 10,000 others in the rest; pair it with ``--connector-config
+'{"partitionKey":"fields","partitionKeyFields":["k"]}'``. ``--connector-config`` is merged into the config as it is
+(options the connector does not know are passed too). ``--split-after S`` splits ``shardId-000000000000`` of the
+first stream in the middle of its range, on kinesalite directly, S seconds after the program starts. Figures:
+
+* ``window s``: from the first to the last entry the proxy saw accepted; ``rec/s``: distinct records written over
+  that window; ``×cap``: that over the provisioned capacity, streams × shards × min(1,000, 1 MiB ÷ record bytes).
+  The one second of burst lets a run beat 1.0 a little (60,000 records on 2 shards: at most 1.03), short runs more.
+* ``thr %``: entries the proxy refused as over their shard's limit, of all entries sent (resends included);
+  ``calls``: PutRecords calls; ``sent÷wr``: bytes of every entry sent over bytes of the entries written.
+* ``lost``/``dup``: every shard (closed ones too) read back, each record found by its ``seq``;
+  ``states``: emitted/expected (the baseline prints only its last); ``early``: states printed before the proxy saw
+  every record they cover accepted; ``srv%``: kinesalite's CPU; ``bench%``: this process's (the proxy's threads).
+* per shard: entries, accepted, throttled; with ``--keys hot``, the hot shard (the one that took the most), its
+  records/s over the window as a share of one shard's rate, and the seconds from its budget first running out (an
+  entry refused, or its bucket emptied by pacing) to the program's first WARN log naming it (``not found`` if none).
+
+Read-back goes through :func:`user_records` (one Kinesis record, its user records): the place to de-aggregate
+KPL-aggregated records. ``--suite-limits`` runs issue 14's target list (2 shards with 400- and 5,000-byte records at
+``bufferSize`` 100 and 500, 8 shards, ``shardWriteShare`` 0.5, a hot key, a SplitShard after 10 s, each shard-limited
+run on its own input, the plain ones beside the baseline; then the connector against the instant endpoint with 256
+shards, 1M records of 400-byte data, ``bufferSize`` 500) and ends with a target/measured/pass table; ``--scale``
+shrinks every record count for a quick trial. The baseline stops at its first failed entry (where 0.1.5 dropped it),
+so in this mode only the connector's runs decide the exit status.
 """
 
 from __future__ import annotations
@@ -53,7 +86,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -62,7 +96,14 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from integration_tests.fault_proxy import FaultPlan, FaultProxy  # noqa: E402
 from integration_tests.kinesis_emulator import free_port, start_kinesalite  # noqa: E402
+from integration_tests.shard_limits import (  # noqa: E402
+    BYTES_PER_SECOND,
+    RECORDS_PER_SECOND,
+    ShardLimits,
+    StreamCounts,
+)
 
 CONNECTOR = Path(sys.executable).parent / "destination-kinesis"
 BASELINE = REPO.parent / "shared" / "peers" / "java_0_1_5_port.py"
@@ -72,6 +113,7 @@ EMITTED_AT = 1_700_000_000_000
 POOL_BODIES = 64
 GET_RECORDS_LIMIT = 10_000
 START_TIMEOUT_S = 20.0
+HOT_SHARE = 0.9  # the share of records that carry the hot key with --keys hot
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -83,34 +125,51 @@ class BenchError(RuntimeError):
 
 
 class RecordMaker:
-    """Record ``data`` JSON of an exact size: ``seq`` first, realistic fields from a pool, padding last."""
+    """Record ``data`` JSON of an exact size: ``seq`` first, then with ``keys="hot"`` a key field ``k``, realistic
+    fields from a pool (a slimmer pool when the full one does not fit), padding last.
 
-    def __init__(self, record_bytes: int, seed: int = 7):
+    ``k`` is a 34-character string, so the partition key made of it (its JSON text, quotes included) has 36 bytes,
+    as a UUID has: 90 % of the records (a seeded draw) carry ``k0000…0``, the others one of 10,000 other values.
+    """
+
+    def __init__(self, record_bytes: int, seed: int = 7, keys: str = "random"):
         rng = random.Random(seed)
         cities = ["Lisbon", "Osaka", "Nairobi", "Québec", "Reykjavík", "Lima", "Tbilisi", "Perth"]
-        self._pool = [orjson.dumps({
-            "user": f"user_{rng.randrange(10**6):06d}",
-            "email": f"someone.{rng.randrange(10**5)}@example.com",
-            "amount": round(rng.uniform(-1e6, 1e6), 4),
-            "ratio": round(rng.random(), 12),
-            "active": rng.random() < 0.5,
-            "created_at": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
-                          f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randrange(1000):03d}Z",
-            "address": {"city": rng.choice(cities), "zip": f"{rng.randrange(10**5):05d}",
-                        "geo": {"lat": round(rng.uniform(-90, 90), 6), "lon": round(rng.uniform(-180, 180), 6)}},
-            "tags": rng.sample(["new", "vip", "churn-risk", "b2b", "mobile", "emea", "trial"], 3),
-            "scores": [rng.randint(-1000, 1000) for _ in range(4)],
-        })[1:-1] for _ in range(256)]
+        full, slim = [], []
+        for _ in range(256):
+            fields: dict[str, Any] = {
+                "user": f"user_{rng.randrange(10**6):06d}",
+                "email": f"someone.{rng.randrange(10**5)}@example.com",
+                "amount": round(rng.uniform(-1e6, 1e6), 4),
+                "ratio": round(rng.random(), 12),
+                "active": rng.random() < 0.5,
+                "created_at": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
+                              f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randrange(1000):03d}Z",
+            }
+            slim.append(orjson.dumps(fields)[1:-1])
+            fields.update({
+                "address": {"city": rng.choice(cities), "zip": f"{rng.randrange(10**5):05d}",
+                            "geo": {"lat": round(rng.uniform(-90, 90), 6), "lon": round(rng.uniform(-180, 180), 6)}},
+                "tags": rng.sample(["new", "vip", "churn-risk", "b2b", "mobile", "emea", "trial"], 3),
+                "scores": [rng.randint(-1000, 1000) for _ in range(4)],
+            })
+            full.append(orjson.dumps(fields)[1:-1])
         self._ids = [rng.getrandbits(40) for _ in range(997)]
+        self._keys = [b""] if keys == "random" else [
+            b'"k":"k%033d",' % (0 if rng.random() < HOT_SHARE else 1 + rng.randrange(10_000)) for _ in range(10_007)]
         self.record_bytes = record_bytes
-        smallest = len(self._make(10**9, 0))
-        if record_bytes < smallest:
-            raise SystemExit(f"--record-bytes must be at least {smallest}")
+        for self._pool in (full, slim):
+            smallest = max(len(self._make(10**9, 0, item)) for item in self._pool)
+            if record_bytes >= smallest:
+                break
+        else:
+            raise SystemExit(f"records of {record_bytes} bytes cannot hold the fields: at least {smallest} needed")
         self._padding = b"lorem ipsum dolor sit amet " * (record_bytes // 27 + 1)
 
-    def _make(self, seq: int, pad: int) -> bytes:
-        return b'{"seq":%d,"id":%d,%s,"note":"%s"}' % (
-            seq, self._ids[seq % 997], self._pool[seq % 256], self._padding[:pad] if pad else b"")
+    def _make(self, seq: int, pad: int, item: bytes | None = None) -> bytes:
+        return b'{"seq":%d,%s"id":%d,%s,"note":"%s"}' % (
+            seq, self._keys[seq % len(self._keys)], self._ids[seq % 997],
+            self._pool[seq % 256] if item is None else item, self._padding[:pad] if pad else b"")
 
     def data(self, seq: int) -> bytes:
         unpadded = len(self._make(seq, 0))
@@ -126,6 +185,7 @@ class Input:
     state_every: int
     states: int
     data_bytes: int
+    keys: str = "random"
 
     def stream_records(self, index: int) -> int:
         return len(range(index, self.records, self.streams))
@@ -139,10 +199,11 @@ def kinesis_name(index: int) -> str:
     return f"{NAMESPACE}_{stream_name(index)}"
 
 
-def generate(directory: Path, records: int, record_bytes: int, streams: int, state_every: int) -> Input:
-    """Write the input file; see the module docstring for its shape."""
-    maker = RecordMaker(record_bytes)
-    path = directory / f"input-{records}-{record_bytes}-{streams}-{state_every}.jsonl"
+def generate(directory: Path, records: int, record_bytes: int, streams: int, state_every: int,
+             keys: str = "random") -> Input:
+    """Write the input file; see the module docstring for its shape (``record_bytes``: of each record's data)."""
+    maker = RecordMaker(record_bytes, keys=keys)
+    path = directory / f"input-{records}-{record_bytes}-{streams}-{state_every}-{keys}.jsonl"
     counts = [0] * streams
     states = data_bytes = 0
     lines: list[bytes] = []
@@ -173,14 +234,15 @@ def generate(directory: Path, records: int, record_bytes: int, streams: int, sta
             if counts[index] % state_every:
                 lines.append(state(index, records - 1 - (records - 1 - index) % streams))
         out.write(b"".join(lines))
-    return Input(path, records, record_bytes, streams, state_every, states, data_bytes)
+    return Input(path, records, record_bytes, streams, state_every, states, data_bytes, keys)
 
 
 def write_config(directory: Path, endpoint: str, args: argparse.Namespace, streams: int) -> tuple[Path, Path]:
+    """The config (``--shards``, ``--buffer-size``, then ``--connector-config`` over them) and the catalog."""
     config = directory / "config.json"
     config.write_text(json.dumps({"endpoint": endpoint, "region": "us-east-1", "accessKey": "bench",
                                   "privateKey": "bench-secret", "shardCount": args.shards,
-                                  "bufferSize": args.buffer_size}))
+                                  "bufferSize": args.buffer_size, **args.connector_config}))
     catalog = directory / "catalog.json"
     catalog.write_text(json.dumps({"streams": [{
         "stream": {"name": stream_name(i), "namespace": NAMESPACE, "json_schema": {},
@@ -428,35 +490,60 @@ class PeakRss:
         return self.peak_kib
 
 
+@dataclass
+class Timed:
+    """A finished program run: wall seconds from spawn to exit, its own user+sys CPU, its peak RSS, its exit code."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_kib: int | None
+    returncode: int
+
+
+def run_timed(argv: list[str], stdin: Path, stdout: Any, stderr: Any, timeout: float,
+              on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> Timed:
+    """Run ``argv`` with the file ``stdin`` as its input, killed after ``timeout`` seconds. ``on_start`` gets the
+    process as soon as it is spawned (to read its stdout when that is a pipe)."""
+    with stdin.open("rb") as source:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdin=source, stdout=stdout, stderr=stderr)
+        if on_start is not None:
+            on_start(process)
+        watchdog = threading.Timer(timeout, process.kill)
+        watchdog.start()
+        peak = PeakRss(process.pid)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        watchdog.cancel()
+    peak_rss_kib = peak.stop()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Timed(wall, usage.ru_utime + usage.ru_stime, peak_rss_kib, process.returncode)
+
+
+def program(what: str, args: argparse.Namespace, config: Path, catalog: Path) -> list[str]:
+    """The ``write`` command line of the connector or the baseline."""
+    head = [sys.executable, str(args.baseline)] if what == "baseline" else [str(CONNECTOR)]
+    return [*head, "write", "--config", str(config), "--catalog", str(catalog)]
+
+
 def measure_sync(what: str, mode: str, inp: Input, args: argparse.Namespace, workdir: Path) -> Result:
     """Run the connector or the baseline on a fresh server, time it, then verify what arrived."""
     server = start_server(mode)
     try:
         config, catalog = write_config(workdir, server.endpoint, args, inp.streams)
-        program = [sys.executable, str(args.baseline)] if what == "baseline" else [str(CONNECTOR)]
         out_path, err_path = workdir / f"{what}.out", workdir / f"{what}.err"
-        with inp.path.open("rb") as stdin, out_path.open("wb") as stdout, err_path.open("wb") as stderr:
+        with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
             cpu_before = cpu_seconds(server.pid)
-            started = time.perf_counter()
-            process = subprocess.Popen([*program, "write", "--config", str(config), "--catalog", str(catalog)],
-                                       stdin=stdin, stdout=stdout, stderr=stderr)
-            watchdog = threading.Timer(args.timeout, process.kill)
-            watchdog.start()
-            peak = PeakRss(process.pid)
-            _, status, usage = os.wait4(process.pid, 0)
-            wall = time.perf_counter() - started
-            watchdog.cancel()
-            peak_rss_kib = peak.stop()
+            timed = run_timed(program(what, args, config, catalog), inp.path, stdout, stderr, args.timeout)
             server_cpu = cpu_seconds(server.pid) - cpu_before
-        process.returncode = os.waitstatus_to_exitcode(status)
-        result = Result(mode, what, inp.records, inp.state_every, wall, inp.data_bytes,
-                        cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_kib=peak_rss_kib, server_cpu_s=server_cpu)
+        result = Result(mode, what, inp.records, inp.state_every, timed.wall_s, inp.data_bytes, cpu_s=timed.cpu_s,
+                        peak_rss_kib=timed.peak_rss_kib, server_cpu_s=server_cpu)
         states, trace = read_output(out_path)
         result.states = states
         expected_states = min(inp.states, 1) if what == "baseline" else inp.states
-        if process.returncode != 0:
+        if timed.returncode != 0:
             tail = trace or err_path.read_text(errors="replace")[-500:]
-            result.failure = f"exit code {process.returncode}: {tail}"
+            result.failure = f"exit code {timed.returncode}: {tail}"
         started = time.perf_counter()
         verify(server, mode, inp, result)
         result.verify_s = time.perf_counter() - started
@@ -492,15 +579,7 @@ def verify(server: Server, mode: str, inp: Input, result: Result) -> None:
             result.missing += max(0, expected - got)
             result.duplicates += max(0, got - expected)
     else:
-        seen = bytearray(inp.records)
-        for index in range(inp.streams):
-            for data in read_stream(server.endpoint, kinesis_name(index)):
-                value = orjson.loads(data)["_airbyte_data"]
-                seq = (orjson.loads(value) if isinstance(value, str) else value)["seq"]
-                if seq % inp.streams != index:
-                    result.misplaced += 1
-                if seen[seq] < 255:
-                    seen[seq] += 1
+        seen, result.misplaced = written_seqs(server.endpoint, inp)
         result.missing = seen.count(0)
         result.duplicates = sum(count - 1 for count in seen if count > 1)
     problems = [f"{n} {what}" for n, what in ((result.missing, "missing"), (result.misplaced, "in the wrong stream"))
@@ -509,10 +588,36 @@ def verify(server: Server, mode: str, inp: Input, result: Result) -> None:
         result.failure = ", ".join(problems)
 
 
-def read_stream(endpoint: str, name: str) -> Any:
-    """Every record's data in a stream, shard by shard, from the oldest on (kinesalite's pages end empty).
+def written_seqs(endpoint: str, inp: Input) -> tuple[bytearray, int]:
+    """How often each record (by ``seq``) is in the input's streams (at most 255), and how many are in the wrong one."""
+    seen = bytearray(inp.records)
+    misplaced = 0
+    for index in range(inp.streams):
+        for data in read_stream(endpoint, kinesis_name(index)):
+            for record in user_records(data):
+                seq = record_seq(record)
+                if seq % inp.streams != index:
+                    misplaced += 1
+                if seen[seq] < 255:
+                    seen[seq] += 1
+    return seen, misplaced
 
-    A stream that does not exist (the sync failed before creating it) holds nothing."""
+
+def user_records(data: bytes) -> list[bytes]:
+    """The user records one Kinesis record holds: today the record itself. Reading KPL-aggregated records means
+    de-aggregating them here; every read-back and the shard-limited mode's live check go through this function."""
+    return [data]
+
+
+def record_seq(user_record: bytes) -> int:
+    """The ``seq`` of a written record: in ``_airbyte_data``, an object (the connector) or a JSON string (0.1.5)."""
+    value = orjson.loads(user_record)["_airbyte_data"]
+    return int((orjson.loads(value) if isinstance(value, str) else value)["seq"])
+
+
+def read_stream(endpoint: str, name: str) -> Iterator[bytes]:
+    """Every record's data in a stream, shard by shard (closed ones too), from the oldest on (kinesalite's pages end
+    empty). A stream that does not exist (the sync failed before creating it) holds nothing."""
     client = Client(endpoint)
     status, answer = client.post("ListShards", orjson.dumps({"StreamName": name}))
     if status == 400 and b"ResourceNotFoundException" in answer:
@@ -663,11 +768,12 @@ def run_suite(args: argparse.Namespace, workdir: Path, inputs: Any) -> tuple[lis
     return results, targets
 
 
-def judge(measured: float | None, bound: float | None, kind: str) -> str:
-    """"yes" or "no" for a target, "-" for a reference figure without a bound."""
+def judge(measured: float | str | None, bound: float | None, kind: str) -> str:
+    """"yes" or "no" for a target, "-" for a reference figure without a bound; a text instead of a figure (such as
+    "not found") fails its target."""
     if bound is None:
         return "-"
-    if measured is None:
+    if measured is None or isinstance(measured, str):
         return "no"
     return "yes" if (measured == bound if kind == "all" else measured >= bound if kind == "min"
                      else measured <= bound) else "no"
@@ -678,29 +784,504 @@ def target_table(targets: list[tuple]) -> list[str]:
     for name, goal, measured, bound, kind in targets:
         if measured is None:
             shown = "not measured"
+        elif isinstance(measured, str):
+            shown = measured
         elif kind == "all":
             shown = f"{measured}/{bound}"
+        elif isinstance(measured, int):
+            shown = f"{measured:,}"
         else:
             shown = f"{measured:,.0f}" if measured >= 1000 else f"{measured:.2f}"
         lines.append(f"{name:<58} {goal:>10} {shown:>12}  {judge(measured, bound, kind)}")
     return lines
 
 
+# ---------------------------------------------------------------- shard-limited mode
+# The connector (or the baseline) writes through the fault proxy in its AWS per-shard limit mode into kinesalite.
+
+#: The connector's envelope without its data: {"_airbyte_ab_id":"<uuid>","_airbyte_emitted_at":<ms>,"_airbyte_data":}
+ENVELOPE_BYTES = len(b'{"_airbyte_ab_id":"","_airbyte_emitted_at":,"_airbyte_data":}') + 36 + len(str(EMITTED_AT))
+KEY_BYTES = 36  # a UUID partition key, and the key of a --keys hot record (see RecordMaker)
+CAPACITY_TARGET = 0.95
+THROTTLED_TARGET_PERCENT = 3.0
+SHARE_TARGET = 0.55
+WARNING_TARGET_S = 20.0
+
+
+def data_size(record_bytes: int) -> int:
+    """The data JSON size that makes the connector's Kinesis record (envelope plus partition key) ``record_bytes``."""
+    return record_bytes - ENVELOPE_BYTES - KEY_BYTES
+
+
+def shard_rate(record_bytes: int) -> float:
+    """Records/s one shard takes of records this size: 1,000, or fewer where 1 MiB/s binds first."""
+    return min(RECORDS_PER_SECOND, BYTES_PER_SECOND / record_bytes)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One shard-limited run: ``record_bytes`` is the size of the connector's Kinesis record (envelope plus key)."""
+
+    shards: int
+    records: int
+    record_bytes: int
+    buffer_size: int
+    streams: int = 1
+    keys: str = "random"
+    config: dict[str, Any] = field(default_factory=dict)
+    split_after: float | None = None
+
+    @property
+    def capacity(self) -> float:
+        """Records/s the streams take: streams × shards × each shard's rate."""
+        return self.streams * self.shards * shard_rate(self.record_bytes)
+
+    def describe(self) -> str:
+        parts = [f"{self.shards} shards", f"{self.record_bytes:,} B", f"bufferSize {self.buffer_size}"]
+        if self.streams > 1:
+            parts.insert(0, f"{self.streams} streams")
+        if self.keys != "random":
+            parts.append(f"{self.keys} key")
+        if self.split_after is not None:
+            parts.append(f"split after {self.split_after:g} s")
+        if self.config:
+            parts.append(json.dumps(self.config, separators=(",", ":")))
+        return ", ".join(parts)
+
+
+class Coverage:
+    """What the proxy saw Kinesis accept, by ``seq`` and when, and whether each STATE the program printed vouched
+    only for accepted records: a STREAM state's cursor is the ``seq`` of its stream's last record before it.
+
+    :meth:`on_written` runs in the proxy's threads before the client hears of the write, :meth:`on_state` in the
+    thread reading the program's stdout, so a state printed after its records were accepted is never called early.
+    """
+
+    def __init__(self, inp: Input):
+        self._streams = inp.streams
+        self._accepted = bytearray(inp.records)
+        self._next = list(range(inp.streams))  # per stream: its first seq not known to be accepted
+        self._lock = threading.Lock()
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.early = 0
+
+    def on_written(self, stream: str, data: bytes) -> None:
+        for record in user_records(data):
+            self._accepted[record_seq(record)] = 1
+        now = time.monotonic()
+        with self._lock:
+            self.first_at = now if self.first_at is None else self.first_at
+            self.last_at = now if self.last_at is None else max(self.last_at, now)
+
+    def on_state(self, message: dict[str, Any]) -> None:
+        stream = message["state"]["stream"]
+        index = int(stream["stream_descriptor"]["name"][1:])  # stream_name(index)
+        cursor = stream["stream_state"]["cursor"]
+        accepted, after = self._accepted, self._next[index]
+        while after < len(accepted) and accepted[after]:
+            after += self._streams
+        self._next[index] = after
+        if after <= cursor:
+            self.early += 1
+
+
+class OutputWatch:
+    """Reads a running program's stdout: counts STATEs (each checked by ``coverage``), keeps the last TRACE error
+    and every WARN log with the ``time.monotonic()`` it arrived at."""
+
+    def __init__(self, stdout: Any, coverage: Coverage):
+        self.states = 0
+        self.trace = ""
+        self.warnings: list[tuple[float, str]] = []
+        self._coverage = coverage
+        self._thread = threading.Thread(target=self._read, args=(stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stdout: Any) -> None:
+        with stdout:
+            for line in stdout:
+                arrived = time.monotonic()
+                try:
+                    message = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                kind = message.get("type")
+                if kind == "STATE":
+                    self.states += 1
+                    self._coverage.on_state(message)
+                elif kind == "LOG" and message["log"].get("level") in ("WARN", "WARNING"):
+                    self.warnings.append((arrived, str(message["log"].get("message"))))
+                elif kind == "TRACE" and "error" in message.get("trace", {}):
+                    self.trace = str(message["trace"]["error"].get("message"))
+
+    def join(self) -> None:
+        self._thread.join(START_TIMEOUT_S)
+
+
+class Splitter:
+    """Splits a stream's ``shardId-000000000000`` in the middle of its hash key range, on kinesalite directly (not
+    through the proxy), ``after`` seconds after :meth:`start`; waits for the stream to be ACTIVE first."""
+
+    def __init__(self, endpoint: str, stream: str, after: float):
+        self._endpoint, self._stream, self._after = endpoint, stream, after
+        self._done = threading.Event()
+        self.split_at: float | None = None
+        self.error = ""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._done.wait(self._after):
+            return
+        client = Client(self._endpoint)
+        try:
+            while not self._done.is_set():
+                status, answer = client.post("DescribeStreamSummary", orjson.dumps({"StreamName": self._stream}))
+                if status == 200 and b'"ACTIVE"' in answer:
+                    break
+                time.sleep(0.05)
+            else:
+                return
+            (shard,) = [shard for shard in client.call("ListShards", StreamName=self._stream)["Shards"]
+                        if shard["ShardId"] == "shardId-000000000000"]
+            hash_range = shard["HashKeyRange"]
+            middle = (int(hash_range["StartingHashKey"]) + int(hash_range["EndingHashKey"]) + 1) // 2
+            client.call("SplitShard", StreamName=self._stream, ShardToSplit=shard["ShardId"],
+                        NewStartingHashKey=str(middle))
+            self.split_at = time.monotonic()
+        except (BenchError, OSError, ValueError) as exc:
+            self.error = str(exc)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(START_TIMEOUT_S)
+
+
+@dataclass
+class Limited:
+    """A shard-limited run's figures (times in seconds, bytes as the proxy counts them: data plus key)."""
+
+    what: str  # "connector" or "baseline"
+    setup: Setup
+    wall_s: float = 0.0
+    cpu_s: float | None = None
+    peak_rss_kib: int | None = None
+    window_s: float | None = None  # from the first to the last entry the proxy saw accepted
+    entries: int = 0  # entries sent, resends included
+    accepted: int = 0
+    throttled: int = 0
+    calls: int = 0
+    bytes_sent: int = 0
+    bytes_accepted: int = 0
+    misrouted: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    misplaced: int = 0
+    states: int = 0
+    states_expected: int = 0
+    early_states: int = 0
+    server_cpu_s: float = 0.0
+    bench_cpu_s: float = 0.0  # this process: the proxy's threads, the live checks
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hot_shard: str = ""
+    hot_accepted: int = 0
+    exhausted_after_s: float | None = None  # from the spawn to the hot shard's budget first running out
+    warning_after_s: float | None = None  # from then to the first WARN naming the hot shard
+    warning: str = ""
+    split: str = ""
+    failure: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+    @property
+    def rate(self) -> float | None:
+        """Distinct records written per second of the writing window."""
+        return (self.setup.records - self.lost) / self.window_s if self.window_s else None
+
+    @property
+    def of_capacity(self) -> float | None:
+        return None if self.rate is None else self.rate / self.setup.capacity
+
+    @property
+    def throttled_percent(self) -> float | None:
+        return self.throttled * 100 / self.entries if self.entries else None
+
+    @property
+    def sent_per_written(self) -> float | None:
+        return self.bytes_sent / self.bytes_accepted if self.bytes_accepted else None
+
+    @property
+    def hot_of_limit(self) -> float | None:
+        """The hot shard's accepted records/s over the window, as a share of what one shard takes."""
+        if not self.window_s or not self.hot_shard:
+            return None
+        return self.hot_accepted / self.window_s / shard_rate(self.setup.record_bytes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok, "records_per_s": self.rate, "of_capacity": self.of_capacity,
+                "capacity": self.setup.capacity, "throttled_percent": self.throttled_percent,
+                "sent_per_written": self.sent_per_written, "hot_of_limit": self.hot_of_limit}
+
+
+def measure_limited(what: str, setup: Setup, inp: Input, args: argparse.Namespace, workdir: Path) -> Limited:
+    """Run the connector or the baseline through a fresh proxy (AWS's limits) into a fresh kinesalite; read back."""
+    result = Limited(what, setup, states_expected=min(inp.states, 1) if what == "baseline" else inp.states)
+    run_args = argparse.Namespace(**{**vars(args), "shards": setup.shards, "buffer_size": setup.buffer_size,
+                                     "connector_config": setup.config})
+    coverage = Coverage(inp)
+    kinesalite = start_kinesalite()
+    try:
+        proxy = FaultProxy(kinesalite.endpoint, FaultPlan(seed=0, shard_limits=ShardLimits()), coverage.on_written)
+        splitter = (Splitter(kinesalite.endpoint, kinesis_name(0), setup.split_after)
+                    if setup.split_after is not None else None)
+        watch: OutputWatch | None = None
+        spawned = 0.0
+
+        def on_start(process: subprocess.Popen[bytes]) -> None:
+            nonlocal watch, spawned
+            spawned = time.monotonic()
+            watch = OutputWatch(process.stdout, coverage)
+            if splitter is not None:
+                splitter.start()
+
+        with proxy.start():
+            config, catalog = write_config(workdir, proxy.endpoint, run_args, inp.streams)
+            err_path = workdir / f"{what}.err"
+            with err_path.open("wb") as stderr:
+                server_before, bench_before = cpu_seconds(kinesalite.pid), time.process_time()
+                try:
+                    timed = run_timed(program(what, run_args, config, catalog), inp.path, subprocess.PIPE, stderr,
+                                      args.timeout, on_start)
+                finally:
+                    if splitter is not None:
+                        splitter.stop()
+                result.server_cpu_s = cpu_seconds(kinesalite.pid) - server_before
+                result.bench_cpu_s = time.process_time() - bench_before
+            assert watch is not None
+            watch.join()
+        result.wall_s, result.cpu_s, result.peak_rss_kib = timed.wall_s, timed.cpu_s, timed.peak_rss_kib
+        result.states, result.early_states = watch.states, coverage.early
+        if coverage.first_at is not None and coverage.last_at is not None:
+            result.window_s = coverage.last_at - coverage.first_at
+        assert proxy.limiter is not None
+        count_limits(result, proxy.limiter.counts())
+        if setup.keys == "hot":
+            find_hot_shard_warning(result, proxy.limiter.counts(), watch.warnings, spawned)
+        if splitter is not None:
+            open_now = proxy.limiter.open_shards(kinesis_name(0))
+            why = splitter.error or "the sync ended first"
+            result.split = (f"split at {splitter.split_at - spawned:.1f} s, {len(open_now)} open shards after"
+                            if splitter.split_at is not None else f"no split made: {why}")
+        seen, result.misplaced = written_seqs(kinesalite.endpoint, inp)
+        result.lost = seen.count(0)
+        result.duplicates = sum(count - 1 for count in seen if count > 1)
+        problems = [f"exit code {timed.returncode}: {watch.trace or err_path.read_text(errors='replace')[-300:]}"
+                    if timed.returncode else "",
+                    f"{result.lost} lost" if result.lost else "",
+                    f"{result.misplaced} in the wrong stream" if result.misplaced else "",
+                    f"{result.states} of {result.states_expected} states" if result.states != result.states_expected
+                    else "",
+                    f"{result.early_states} states before their records" if result.early_states else ""]
+        result.failure = "; ".join(problem for problem in problems if problem)
+    finally:
+        kinesalite.stop()
+    return result
+
+
+def count_limits(result: Limited, counts: dict[str, StreamCounts]) -> None:
+    """Fill in the proxy's counts, summed over the streams, and per shard."""
+    for stream, stream_counts in counts.items():
+        result.calls += stream_counts.calls
+        result.misrouted += stream_counts.misrouted
+        for shard_id, shard in stream_counts.shards.items():
+            result.entries += shard.entries
+            result.accepted += shard.accepted
+            result.throttled += shard.throttled
+            result.bytes_sent += shard.entry_bytes
+            result.bytes_accepted += shard.accepted_bytes
+            result.shards[f"{stream}/{shard_id}"] = {"entries": shard.entries, "accepted": shard.accepted,
+                                                     "throttled": shard.throttled}
+
+
+def find_hot_shard_warning(result: Limited, counts: dict[str, StreamCounts], warnings: list[tuple[float, str]],
+                           spawned: float) -> None:
+    """The hot shard (the one that took the most records), when its budget first ran out (an entry throttled or
+    the bucket emptied by pacing), and how long after that the program's first WARN log naming it came."""
+    shards = [(shard_id, shard) for stream in counts.values() for shard_id, shard in stream.shards.items()]
+    if not shards:
+        return
+    result.hot_shard, hot = max(shards, key=lambda item: item[1].accepted)
+    result.hot_accepted = hot.accepted
+    if hot.exhausted_at is None:
+        return
+    result.exhausted_after_s = hot.exhausted_at - spawned
+    named = [(arrived, message) for arrived, message in warnings if result.hot_shard in message]
+    if named:
+        result.warning_after_s = named[0][0] - hot.exhausted_at
+        result.warning = named[0][1][:300]
+
+
+LIMITED_HEADER = (f"{'what':<10} {'records':>8} {'rec B':>6} {'buf':>4} {'window s':>8} {'rec/s':>7} {'×cap':>5} "
+                  f"{'thr %':>6} {'calls':>6} {'sent÷wr':>7} {'lost':>6} {'dup':>5} {'states':>9} {'early':>5} "
+                  f"{'srv%':>5} {'bench%':>6}  setup; check")
+
+
+def limited_row(r: Limited) -> str:
+    check = "ok" if r.ok else "FAILED: " + " ".join(r.failure.split())
+    states = f"{r.states}/{r.states_expected}"
+    return (f"{r.what:<10} {r.setup.records:>8} {r.setup.record_bytes:>6} {r.setup.buffer_size:>4} "
+            f"{num(r.window_s, '.1f'):>8} {num(r.rate, ',.0f'):>7} {num(r.of_capacity, '.2f'):>5} "
+            f"{num(r.throttled_percent, '.1f'):>6} {r.calls:>6} {num(r.sent_per_written, '.2f'):>7} {r.lost:>6} "
+            f"{r.duplicates:>5} {states:>9} {r.early_states:>5} {num(r.server_cpu_s * 100 / r.wall_s, '.0f'):>5} "
+            f"{num(r.bench_cpu_s * 100 / r.wall_s, '.0f'):>6}  {r.setup.describe()}; {check[:200]}")
+
+
+def limited_details(r: Limited) -> list[str]:
+    """Per shard entries, accepted and throttled; the hot shard and its warning; the split."""
+    lines = [f"{r.what}, {r.setup.describe()}: wall {r.wall_s:.1f} s, CPU {num(r.cpu_s, '.1f')} s, "
+             f"peak RSS {num(r.peak_rss_kib and r.peak_rss_kib / 1024, '.0f')} MiB, capacity "
+             f"{r.setup.capacity:,.0f} records/s, {r.entries:,} entries sent "
+             f"({num(r.entries and r.bytes_sent / r.entries, ',.0f')} bytes each), {r.accepted:,} accepted, "
+             f"{r.misrouted} written on another shard than the proxy predicted"]
+    lines += [f"  {shard}: {c['entries']:,} entries, {c['accepted']:,} accepted, {c['throttled']:,} throttled"
+              for shard, c in sorted(r.shards.items())]
+    if r.hot_shard:
+        budget = ("never ran out of budget" if r.exhausted_after_s is None
+                  else f"budget first out {r.exhausted_after_s:.1f} s after the start")
+        warned = ("no WARN log naming it: not found" if r.warning_after_s is None
+                  else f"WARN naming it {r.warning_after_s:.1f} s later: {r.warning}")
+        lines.append(f"  hot shard {r.hot_shard}: {num(r.hot_of_limit, '.2f')} × its limit; {budget}; {warned}")
+    if r.split:
+        lines.append(f"  {r.split}")
+    return lines
+
+
+def measure_limited_pair(setup: Setup, inp: Input, args: argparse.Namespace, workdir: Path,
+                         baseline: bool) -> list[Limited]:
+    """The connector's run and the baseline's (when ``baseline``); a run the benchmark itself could not make is
+    reported as FAILED and the next one goes on."""
+    results = []
+    for what in ("connector", "baseline") if baseline else ("connector",):
+        try:
+            result = measure_limited(what, setup, inp, args, workdir)
+        except Exception as exc:  # noqa: BLE001 - a suite reports every run it can
+            result = Limited(what, setup, failure=f"the benchmark failed: {exc!r}")
+        progress(limited_row(result))
+        results.append(result)
+    return results
+
+
+def run_suite_limits(args: argparse.Namespace, workdir: Path,
+                     inputs: Any) -> tuple[list[Limited], list[Result], list[tuple]]:
+    """Issue 14's target list: shard-limited runs (each beside the baseline where the input is plain) and the plain
+    path against the instant endpoint; ``--scale`` multiplies every record count (for a quick trial)."""
+
+    def records(count: int) -> int:
+        return max(1, round(count * args.scale))
+
+    fields_key = {"partitionKey": "fields", "partitionKeyFields": ["k"]}
+    capacity_runs = [Setup(2, records(60_000), 400, 100), Setup(2, records(60_000), 400, 500),
+                     Setup(2, records(30_000), 5000, 100), Setup(2, records(30_000), 5000, 500),
+                     Setup(8, records(160_000), 400, 100)]
+    share = Setup(2, records(60_000), 400, 100, config={"shardWriteShare": 0.5})
+    hot = Setup(2, records(60_000), 400, 100, keys="hot", config=fields_key)
+    split = Setup(2, records(60_000), 400, 100, split_after=10.0 * args.scale)
+    limited: list[Limited] = []
+    for setup in [*capacity_runs, share, hot, split]:
+        inp = inputs(setup.records, args.state_every, data_size(setup.record_bytes), setup.keys)
+        limited += measure_limited_pair(setup, inp, args, workdir, baseline=setup in capacity_runs
+                                        and not args.skip_baseline)
+    instant_args = argparse.Namespace(**{**vars(args), "shards": 256, "buffer_size": 500, "connector_config": {}})
+    plain = measure_mode("instant", inputs(records(1_000_000), args.state_every, 400), instant_args, workdir,
+                         ceiling=False, baseline=False)
+
+    def connector(setup: Setup) -> Limited | None:
+        return next((r for r in limited if r.setup == setup and r.what == "connector"), None)
+
+    def baseline_of(setup: Setup) -> Limited | None:
+        return next((r for r in limited if r.setup == setup and r.what == "baseline"), None)
+
+    targets: list[tuple] = []
+    for setup in capacity_runs:
+        run, base = connector(setup), baseline_of(setup)
+        name = setup.describe()
+        targets += [
+            (f"{name}: rec/s ÷ capacity", f"≥ {CAPACITY_TARGET}", run and run.of_capacity, CAPACITY_TARGET, "min"),
+            ("  throttled % of entries sent", f"≤ {THROTTLED_TARGET_PERCENT:g}", run and run.throttled_percent,
+             THROTTLED_TARGET_PERCENT, "max"),
+            ("  payload bytes sent ÷ written (reference)", "", run and run.sent_per_written, None, ""),
+            ("  PutRecords calls (reference)", "", run and run.calls, None, ""),
+            ("  0.1.5 baseline: rec/s ÷ capacity (reference)", "", base and base.of_capacity, None, ""),
+            ("  0.1.5 baseline: records lost (reference)", "", base and base.lost, None, ""),
+        ]
+    share_run, hot_run, split_run = connector(share), connector(hot), connector(split)
+    warning: float | str | None = None
+    if hot_run is not None:
+        warning = hot_run.warning_after_s if hot_run.warning_after_s is not None else "not found"
+    targets += [
+        ("shardWriteShare 0.5: rec/s ÷ capacity", f"≤ {SHARE_TARGET}", share_run and share_run.of_capacity,
+         SHARE_TARGET, "max"),
+        ("  entries throttled", "0", share_run and share_run.throttled, 0, "max"),
+        ("hot key: the sync finishes (exit 0, nothing lost)", "yes", int(bool(hot_run and hot_run.ok)), 1, "all"),
+        ("  hot shard's rec/s ÷ its limit", f"≥ {CAPACITY_TARGET}", hot_run and hot_run.hot_of_limit,
+         CAPACITY_TARGET, "min"),
+        ("  budget out to WARN naming the hot shard, s", f"≤ {WARNING_TARGET_S:g}", warning, WARNING_TARGET_S,
+         "max"),
+        ("SplitShard while writing: records lost", "0", split_run and split_run.lost, 0, "max"),
+        ("  states emitted, none early", "all", int(bool(split_run and split_run.states == split_run.states_expected
+                                                      and not split_run.early_states)), 1, "all"),
+    ]
+    runs = [r for r in limited if r.what == "connector"]
+    targets += [
+        ("every shard-limited run: nothing lost", "all", sum(r.lost == 0 for r in runs), len(runs), "all"),
+        ("every shard-limited run: every state, none early", "all",
+         sum(r.states == r.states_expected and not r.early_states for r in runs), len(runs), "all"),
+    ]
+    instant = best(plain, "instant", "connector")
+    targets += [
+        (f"instant {records(1_000_000):,}, 256 shards: connector rec/s", "≥ 150,000", instant and instant.rate,
+         150_000, "min"),
+        ("  connector CPU µs/record", "≤ 8", instant and instant.cpu_us, 8.0, "max"),
+        ("  verified (records, states)", "all", sum(r.ok for r in plain), len(plain), "all"),
+    ]
+    return limited, plain, targets
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--record-bytes", type=int, default=400, help="size of each record's data JSON")
+    parser.add_argument("--record-bytes", type=int, default=400,
+                        help="size of each record's data JSON; in shard-limited mode of its Kinesis record")
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--state-every", type=int, default=1000, help="records of a stream between its states")
     parser.add_argument("--buffer-size", type=int, default=500, help="the connector's bufferSize and ceiling batch")
     parser.add_argument("--runs", type=int, default=1, help="connector and baseline runs per mode (best counts)")
-    parser.add_argument("--mode", choices=("kinesalite", "instant", "all"), default="kinesalite")
+    parser.add_argument("--mode", choices=("kinesalite", "instant", "all", "shard-limited"), default="kinesalite")
     parser.add_argument("--ceiling-threads", default="4,8,16", type=lambda s: [int(t) for t in s.split(",")])
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--suite", action="store_true", help="the issue's whole target list and a summary table")
+    parser.add_argument("--suite-limits", action="store_true",
+                        help="issue 14's target list (shard-limited runs and the plain path) and a summary table")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="--suite-limits: multiply every record count by this (a quick trial; targets assume 1)")
+    parser.add_argument("--connector-config", type=json.loads, default={},
+                        help='JSON object merged into the connector\'s config, e.g. \'{"shardWriteShare": 0.5}\'')
+    parser.add_argument("--keys", choices=("random", "hot"), default="random",
+                        help="hot: 90%% of records carry one value in a field k (use it with --connector-config "
+                             '\'{"partitionKey":"fields","partitionKeyFields":["k"]}\')')
+    parser.add_argument("--split-after", type=float,
+                        help="shard-limited mode: SplitShard shardId-000000000000 this many seconds after the start")
     parser.add_argument("--baseline", type=Path, default=BASELINE, help="the 0.1.5 port script")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a sync is killed")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -708,6 +1289,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.records, args.streams, args.shards, args.state_every, args.runs) < 1 or \
             not 1 <= args.buffer_size <= 500:
         parser.error("counts must be at least 1 and --buffer-size 1 to 500")
+    if not isinstance(args.connector_config, dict):
+        parser.error("--connector-config must be a JSON object")
+    if args.mode == "shard-limited" and data_size(args.record_bytes) < 1:
+        parser.error(f"--record-bytes must exceed the envelope and key, {ENVELOPE_BYTES + KEY_BYTES} bytes")
     if not CONNECTOR.exists():
         parser.error(f"{CONNECTOR} not found: run scripts/setup and use .venv/bin/python")
     if not args.skip_baseline and not args.baseline.exists():
@@ -718,21 +1303,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    cache: dict[tuple[int, int], Input] = {}
+    cache: dict[tuple[int, int, int, str], Input] = {}
 
-    def inputs(records: int, state_every: int) -> Input:
-        if (records, state_every) not in cache:
+    def inputs(records: int, state_every: int, data_bytes: int | None = None, keys: str = "random") -> Input:
+        """The input of ``records`` records whose data JSON has ``data_bytes`` bytes (``--record-bytes``)."""
+        key = (records, state_every, args.record_bytes if data_bytes is None else data_bytes, keys)
+        if key not in cache:
             started = time.perf_counter()
-            cache[(records, state_every)] = generate(workdir, records, args.record_bytes, args.streams, state_every)
-            progress(f"generated {records:,} records, a state every {state_every} "
+            cache[key] = generate(workdir, records, key[2], args.streams, state_every, keys)
+            progress(f"generated {records:,} records of {key[2]:,}-byte data, a state every {state_every} "
                      f"in {time.perf_counter() - started:.1f} s")
-        return cache[(records, state_every)]
+        return cache[key]
 
     load_before = os.getloadavg()
-    progress(HEADER)
+    limited_mode = args.suite_limits or args.mode == "shard-limited"
+    progress(LIMITED_HEADER if limited_mode else HEADER)
     targets: list[tuple] = []
+    limited: list[Limited] = []
     try:
-        if args.suite:
+        if args.suite_limits:
+            limited, results, targets = run_suite_limits(args, workdir, inputs)
+        elif args.mode == "shard-limited":
+            setup = Setup(args.shards, args.records, args.record_bytes, args.buffer_size, args.streams, args.keys,
+                          args.connector_config, args.split_after)
+            inp = inputs(args.records, args.state_every, data_size(args.record_bytes), args.keys)
+            limited = measure_limited_pair(setup, inp, args, workdir, baseline=not args.skip_baseline)
+            results = []
+        elif args.suite:
             results, targets = run_suite(args, workdir, inputs)
         else:
             results = []
@@ -744,14 +1341,26 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     load_after = os.getloadavg()
 
-    print(f"\n{args.record_bytes}-byte records, {args.streams} stream(s), {args.shards} shards, bufferSize "
-          f"{args.buffer_size}; {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
-          f"{load_after[0]:.2f} after")
-    print(HEADER)
-    print("\n".join(row(r) for r in results))
-    print()
-    print("\n".join(ratios([r for r in results if r.records in (0, args.records)
-                            and r.state_every == args.state_every])))
+    if limited_mode:
+        print(f"\nshard-limited: AWS's per-shard limits (1,000 records/s, 1 MiB/s, 1 s of burst) enforced by the fault "
+              f"proxy in front of kinesalite; {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
+              f"{load_after[0]:.2f} after")
+        print(LIMITED_HEADER)
+        print("\n".join(limited_row(r) for r in limited))
+        print()
+        print("\n".join(line for r in limited for line in limited_details(r)))
+    else:
+        print(f"\n{args.record_bytes}-byte records, {args.streams} stream(s), {args.shards} shards, bufferSize "
+              f"{args.buffer_size}; {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
+              f"{load_after[0]:.2f} after")
+    if results:
+        print()
+        print(HEADER)
+        print("\n".join(row(r) for r in results))
+        lines = ratios([r for r in results if r.records in (0, args.records) and r.state_every == args.state_every])
+        if lines:
+            print()
+            print("\n".join(lines))
     if targets:
         print()
         print("\n".join(target_table(targets)))
@@ -760,9 +1369,12 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "load_average": {"before": load_before, "after": load_after},
             "results": [r.as_dict() for r in results],
+            "shard_limited": [r.as_dict() for r in limited],
             "targets": [{"target": name, "goal": goal, "measured": measured, "pass": judge(measured, bound, kind)}
                         for name, goal, measured, bound, kind in targets]}, indent=2))
-    return 0 if all(r.ok for r in results) else 1
+    # The baseline stops at its first failed entry (where 0.1.5 dropped it); only the connector's runs
+    # decide the exit status in shard-limited mode.
+    return 0 if all(r.ok for r in results) and all(r.ok for r in limited if r.what == "connector") else 1
 
 
 if __name__ == "__main__":
