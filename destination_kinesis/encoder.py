@@ -33,6 +33,9 @@ limit, in Unicode characters) is replaced by the 64 hex digits of the SHA-256 of
 ``null`` is a value like any other. A record missing any of its key's fields gets its ``_airbyte_ab_id`` as key
 (the fallback, counted per stream and logged once per stream, never with record content), or fails the sync with an
 error naming the stream, the line and the field when ``partitionKeyMissing`` is ``fail``.
+
+**The shard.** Kinesis puts a record on the open shard whose HashKeyRange holds the record's hash key: its
+ExplicitHashKey when it has one, else :func:`hash_key` of its partition key.
 """
 
 from __future__ import annotations
@@ -270,6 +273,11 @@ def key_text(values: list[Any]) -> str:
     if len(text) > MAX_PARTITION_KEY_CHARS:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
     return text
+
+
+def hash_key(partition_key: bytes) -> int:
+    """The hash key Kinesis derives from a partition key (UTF-8): its MD5 as a 128-bit big-endian integer."""
+    return int.from_bytes(hashlib.md5(partition_key).digest(), "big")
 
 
 def _has_surrogate(text: str) -> bool:

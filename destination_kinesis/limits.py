@@ -1,4 +1,5 @@
-"""Limits of the Kinesis Data Streams API that the producer must respect (see the PutRecords and CreateStream docs)."""
+"""Limits of the Kinesis Data Streams API that the producer must respect (see the PutRecords and CreateStream docs),
+and the unit AWS bills writes in."""
 
 MIB = 1024 * 1024
 
@@ -12,3 +13,11 @@ MAX_RECORD_BYTES = 1 * MIB
 MAX_PARTITION_KEY_CHARS = 256
 #: Characters in a stream name; allowed characters are ``[a-zA-Z0-9_.-]``.
 MAX_STREAM_NAME_CHARS = 128
+
+#: Bytes of a PUT payload unit: AWS bills each record written one unit per started 25 KiB (data plus partition key).
+PUT_PAYLOAD_UNIT_BYTES = 25 * 1024
+
+
+def put_payload_units(record_bytes: int) -> int:
+    """PUT payload units billed for one Kinesis record of ``record_bytes`` (its data plus its partition key)."""
+    return -(-record_bytes // PUT_PAYLOAD_UNIT_BYTES)
