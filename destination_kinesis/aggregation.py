@@ -118,9 +118,10 @@ class Aggregate:
 
         ``partition_key`` and ``explicit_hash_key`` (a decimal integer) are UTF-8, as their table fields are protobuf
         strings; ``data`` is opaque. A key already in its table costs only its index. An empty aggregate takes any
-        record that alone fits ``max_bytes``: a record that does not (one that fits Kinesis's record size plain may
-        not, an aggregate of one record being 20 bytes of magic and MD5, its key twice and a few bytes of framing
-        larger) is refused by every aggregate, so the caller sends it unaggregated or treats it as oversize.
+        record that alone fits ``max_bytes``. One that does not is refused by every aggregate, so the caller sends it
+        unaggregated or treats it as oversize: a record that fits Kinesis's record size plain may not fit, as an
+        aggregate of one record is larger by 20 bytes of magic and MD5, its key a second time and 8 to 12 bytes of
+        framing (more with an explicit hash key, which goes into its table too).
 
         Records with and without an explicit hash key may share an aggregate (the KCL tells them apart), but
         ``aws-kinesis-agg`` for Python (1.2.3) then gives the records without one the table's first explicit hash
