@@ -6,8 +6,9 @@ Records reach the checkpoint by *runs*, not one by one: a run is the consecutive
 are counted in when it ends (its batch closes, or a record of another route joins the batch) and at
 :meth:`Batcher.count_runs`, which must come before every state the checkpoint receives. While a route's run is open,
 ``route.batch`` is its batch, and a record that fits in it (``batch.size + size <= max_bytes``) may be appended
-directly: ``entries.append``, ``size +=``, then :meth:`Batcher.close` once it holds ``max_records``. This is the
-writer's inline path; everything else goes through :meth:`Batcher.add`.
+directly: ``entries.append``, ``sizes.append``, ``size +=``, then :meth:`Batcher.close` once it holds
+``max_records``. This is the writer's inline path, for random keys only; everything else goes through
+:meth:`Batcher.add`.
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ DEFAULT_MAX_BUFFERED_BYTES = 2 * MAX_REQUEST_BYTES
 class Batch:
     """Records bound for one Kinesis stream, in input order: at most the buffer size and the request byte limit.
 
-    ``entries`` are PutRecords entries as JSON text (see :func:`destination_kinesis.putrecords.entry`); ``runs`` are
-    the checkpoint runs of the entries, in order; ``size`` counts data plus partition keys, as Kinesis does. The
-    ``run_`` fields describe the open run: its route, the size of the batch when it started, and the entry count up to
-    which its records are counted in.
+    ``entries`` are PutRecords entries as JSON text without their closing brace (see
+    :func:`destination_kinesis.putrecords.open_entry`), ``sizes`` their sizes (data plus partition key, as Kinesis
+    counts) and ``size`` their sum; ``keys`` the UTF-8 partition keys of a batch of keyed records (None for a batch of
+    random keys, which may go to any shard); ``runs`` the checkpoint runs of the entries, in order; ``pending`` the
+    entries not yet accepted by Kinesis once the batch is closed. The ``run_`` fields describe the open run: its
+    route, the size of the batch when it started, and the entry count up to which its records are counted in.
     """
 
     stream_name: str
     entries: list[bytes] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    keys: list[bytes] | None = None
     runs: list[Run] = field(default_factory=list)
     size: int = 0
+    pending: int = 0
     born: float = 0.0
     run_route: Route | None = None
     run_size: int = 0
@@ -58,16 +64,19 @@ class Batcher:
         self._linger = linger_seconds
         self._open: dict[str, Batch] = {}
 
-    def add(self, route: Route, entry: bytes, size: int) -> list[Batch]:
-        """Add one record of ``route`` (``size`` = its data plus partition key bytes); return the batches that
-        became ready. A record that would push its stream's buffer past the byte limit closes that buffer first."""
+    def add(self, route: Route, entry: bytes, size: int, key: bytes | None = None) -> list[Batch]:
+        """Add one record of ``route`` (``size`` = its data plus partition key bytes; ``key`` its partition key when
+        the record's key decides its shard, None for a random key); return the batches that became ready. A record
+        that would push its stream's buffer past the byte limit closes that buffer first, and so does a record whose
+        kind of key (random or not) differs from the buffer's."""
         closed = []
         batch = self._open.get(route.kinesis_name)
-        if batch is not None and batch.size + size > self.max_bytes:
+        if batch is not None and (batch.size + size > self.max_bytes or (batch.keys is None) != (key is None)):
             closed.append(self.close(batch))
             batch = None
         if batch is None:
-            batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic())
+            batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic(),
+                                                           keys=None if key is None else [])
         if batch.run_route is not route:
             if batch.run_route is not None:
                 self._end_run(batch)
@@ -75,16 +84,20 @@ class Batcher:
             batch.run_route, batch.run_size, batch.run_counted = route, batch.size, len(batch.entries)
             route.batch = batch
         batch.entries.append(entry)
+        batch.sizes.append(size)
         batch.size += size
+        if key is not None:
+            batch.keys.append(key)  # type: ignore[union-attr]  # a batch of keyed records has keys
         if len(batch.entries) >= self.max_records:
             closed.append(self.close(batch))
         return closed
 
     def close(self, batch: Batch) -> Batch:
-        """Take ``batch``, an open one, out of the buffers, its run ended; return it."""
+        """Take ``batch``, an open one, out of the buffers, its run ended; return it with every entry pending."""
         if batch.run_route is not None:
             self._end_run(batch)
         del self._open[batch.stream_name]
+        batch.pending = len(batch.entries)
         return batch
 
     def count_runs(self) -> None:
@@ -121,9 +134,8 @@ class Batcher:
         """Remove and return every open batch (end of input)."""
         return [self.close(batch) for batch in list(self._open.values())]
 
-    def seconds_to_next_linger(self, now: float) -> float | None:
-        """Seconds until the oldest open batch is due, or None when nothing is open."""
+    def next_linger(self) -> float | None:
+        """When the oldest open batch is due (``time.monotonic`` time), or None when nothing is open."""
         if not self._open:
             return None
-        oldest = min(batch.born for batch in self._open.values())
-        return max(0.0, oldest + self._linger - now)
+        return min(batch.born for batch in self._open.values()) + self._linger

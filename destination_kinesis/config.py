@@ -104,6 +104,8 @@ class KinesisConfig(BaseModel):
     data_format: Literal["object", "string"] = Field("object", alias="dataFormat")
     compression: Literal["none", "gzip", "zstd"] = "none"
     oversize_records: Literal["fail", "skip"] = Field("fail", alias="oversizeRecords")
+    #: The share of each shard's write limits the connector paces itself to (see pacing.py).
+    shard_write_share: float = Field(1.0, alias="shardWriteShare", gt=0, le=1)
 
     @property
     def name_template(self) -> NameTemplate:

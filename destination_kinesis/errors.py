@@ -37,9 +37,14 @@ def system_error(message: str, internal: str | None = None) -> ConnectorError:
     return ConnectorError(message, internal, SYSTEM_ERROR)
 
 
-def input_error(line_no: int, problem: str, stream: str | None = None) -> ConnectorError:
+class InputError(ConnectorError):
+    """A line of the input cannot be written (a system_error: the source sent it)."""
+
+
+def input_error(line_no: int, problem: str, stream: str | None = None) -> InputError:
     """A line of the input cannot be written: the message names the line and, when known, the stream."""
     # A stream name from the input may hold escaped lone surrogates, which no UTF-8 output can carry.
     shown = stream.encode("utf-8", "backslashreplace").decode("utf-8") if stream else None
     where = f"line {line_no}" + (f" (stream '{shown}')" if shown else "")
-    return system_error(f"Input {where}: {problem}. Nothing from this line on was written or acknowledged.")
+    return InputError(f"Input {where}: {problem}. Nothing from this line on was written or acknowledged.",
+                      None, SYSTEM_ERROR)

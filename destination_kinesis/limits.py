@@ -13,6 +13,10 @@ MAX_RECORD_BYTES = 1 * MIB
 MAX_PARTITION_KEY_CHARS = 256
 #: Characters in a stream name; allowed characters are ``[a-zA-Z0-9_.-]``.
 MAX_STREAM_NAME_CHARS = 128
+#: Records one shard takes per second (provisioned and on-demand alike); entries beyond it are throttled.
+SHARD_RECORDS_PER_SECOND = 1000
+#: Bytes (data plus partition keys) one shard takes per second.
+SHARD_BYTES_PER_SECOND = 1 * MIB
 
 #: Bytes of a PUT payload unit: AWS bills each record written one unit per started 25 KiB (data plus partition key).
 PUT_PAYLOAD_UNIT_BYTES = 25 * 1024

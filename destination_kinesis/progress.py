@@ -1,19 +1,44 @@
-"""What a user sees while a sync runs: a progress line about every 10 seconds, a warning when a stream keeps
-throttling, and the final summary per Kinesis stream. Counts are of records Kinesis accepted."""
+"""What a user sees while a sync runs: a progress line about every 10 seconds, warnings when a shard or a stream is at
+its write limit for long, and the final summary per Kinesis stream and shard. Counts are of records Kinesis accepted.
+
+A shard that keeps its records waiting for its budget, or keeps being throttled, while another shard of its stream has
+room, receives more than its share: the partition key puts many records on it (a hot key), and more shards would not
+help. Every shard at its limit for a minute is the opposite case: the stream needs more shards.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from destination_kinesis.sender import SendStats
+if TYPE_CHECKING:
+    from destination_kinesis.outbox import Outbox, ShardQueue
 
 logger = logging.getLogger("airbyte")
 
 PROGRESS_INTERVAL_SECONDS = 10.0
-#: A stream throttled in every progress interval for this long gets a warning telling the user what to do.
+#: How often the shards are looked at for hot shards and streams at their limit.
+WATCH_INTERVAL_SECONDS = 1.0
+#: A shard pressed (entries waiting for its budget, or throttled) while another has room, this long: a warning.
+HOT_SHARD_SECONDS = 10.0
+#: A stream whose every shard is pressed (or, unpaced, that throttles) this long: a warning.
 THROTTLED_WARNING_SECONDS = 60.0
+
+
+class Sending(Protocol):
+    """What progress reads of the sending side (the dispatcher)."""
+
+    @property
+    def outboxes(self) -> Mapping[str, Outbox]: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def limit(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -24,70 +49,150 @@ class StreamTotals:
     bytes: int = 0
     calls: int = 0
     resent_entries: int = 0
-    throttled: int = 0
-    throttled_live: int = 0  # throttled calls seen at the last progress line, retrying batches included
-    throttled_since: float | None = None  # start of the current run of throttled intervals
+    throttled: int = 0  # entries throttled (a throttled whole call counts each of its entries)
+    throttled_seen: int = 0  # ``throttled`` at the last look
+    pressed_since: float | None = None  # every shard pressed (or throttling, unpaced) since then
     warned: bool = False
 
 
 class Progress:
-    """Adds up accepted batches per Kinesis stream and logs progress when :meth:`due` says so."""
+    """Adds up what the calls of each Kinesis stream came to, and logs progress and warnings when due.
 
-    def __init__(self, kinesis_names: list[str], started: float, interval: float = PROGRESS_INTERVAL_SECONDS):
+    ``key_settings`` says, per Kinesis stream, which ``partitionKey`` setting makes its keys (for hot shard warnings).
+    """
+
+    def __init__(self, kinesis_names: list[str], started: float, key_settings: Mapping[str, str] | None = None,
+                 interval: float = PROGRESS_INTERVAL_SECONDS):
         self.streams = {name: StreamTotals() for name in kinesis_names}
+        self._key_settings = dict(key_settings or {})
         self._interval = interval
         self._next = started + interval
+        self._next_watch = started + WATCH_INTERVAL_SECONDS
         self._last_time = started
         self._last_records = 0
+        self._hot: dict[ShardQueue, float] = {}  # shard → pressed while another had room since then
+        self._warned_hot: set[str] = set()
+        self._throttled_seen: dict[ShardQueue, int] = {}
 
-    def accepted(self, kinesis_name: str, records: int, size: int, stats: SendStats) -> None:
-        """A batch of ``records`` (``size`` bytes) was accepted by ``kinesis_name`` after ``stats``."""
+    def called(self, kinesis_name: str) -> None:
+        self.streams[kinesis_name].calls += 1
+
+    def accepted(self, kinesis_name: str, records: int, size: int) -> None:
+        """Kinesis accepted ``records`` entries (``size`` bytes) of ``kinesis_name``."""
         totals = self.streams[kinesis_name]
         totals.records += records
         totals.bytes += size
-        totals.calls += stats.calls
-        totals.resent_entries += stats.resent_entries
-        totals.throttled += stats.throttled
+
+    def resent(self, kinesis_name: str, entries: int, throttled: int) -> None:
+        """``entries`` were not accepted (``throttled`` of them for throughput) and will be sent again."""
+        totals = self.streams[kinesis_name]
+        totals.resent_entries += entries
+        totals.throttled += throttled
 
     def seconds_to_next(self, now: float) -> float:
-        """Seconds until the next progress line is due."""
-        return max(0.0, self._next - now)
+        """Seconds until the next line or look at the shards is due."""
+        return max(0.0, min(self._next, self._next_watch) - now)
 
-    def log_if_due(self, now: float, in_flight: int, limit: int, throttled_calls: Mapping[str, int]) -> None:
-        """Log a progress line (and any throttling warning) if the interval has passed. ``throttled_calls`` are
-        the throttled calls so far per Kinesis stream, counted as they happen."""
+    def log_if_due(self, now: float, dispatcher: Sending) -> None:
+        """Look at the shards once a second (warnings) and log a progress line every interval."""
+        if now >= self._next_watch:
+            self._next_watch = now + WATCH_INTERVAL_SECONDS
+            for outbox in dispatcher.outboxes.values():
+                self._watch(outbox, now)
         if now < self._next:
             return
         records = sum(totals.records for totals in self.streams.values())
         megabytes = sum(totals.bytes for totals in self.streams.values()) / 1e6
         rate = (records - self._last_records) / max(now - self._last_time, 1e-9)
         resent = sum(totals.resent_entries for totals in self.streams.values())
-        per_stream = ", ".join(f"'{name}' {totals.records:,}" for name, totals in self.streams.items())
+        throttled = sum(totals.throttled for totals in self.streams.values())
+        per_stream = ", ".join(f"'{name}' {totals.records:,}{_waiting(dispatcher.outboxes.get(name))}"
+                               for name, totals in self.streams.items())
         logger.info("Progress: %s records (%.1f MB) written, %s records/s, %d requests in flight (limit %d), "
-                    "%s entries resent so far; per Kinesis stream: %s.", f"{records:,}", megabytes, f"{rate:,.0f}",
-                    in_flight, limit, f"{resent:,}", per_stream)
-        for name, totals in self.streams.items():
-            self._watch_throttling(name, totals, now, throttled_calls.get(name, 0))
+                    "%s entries resent so far (%s throttled); per Kinesis stream: %s.", f"{records:,}", megabytes,
+                    f"{rate:,.0f}", dispatcher.in_flight, dispatcher.limit, f"{resent:,}", f"{throttled:,}",
+                    per_stream)
         self._last_records, self._last_time = records, now
         self._next = now + self._interval
 
-    def _watch_throttling(self, name: str, totals: StreamTotals, now: float, throttled: int) -> None:
-        if throttled == totals.throttled_live:
-            totals.throttled_since = None
+    def _watch(self, outbox: Outbox, now: float) -> None:
+        """Note which shards are pressed; warn about a hot shard, or a stream at its limit, once each."""
+        totals = self.streams[outbox.stream_name]
+        shards = outbox.shards
+        pressed = [queue for queue in shards if self._pressed(queue, outbox.free_count > 0)]
+        if outbox.paced and len(shards) > 1:
+            for queue in shards:
+                if queue in pressed and len(pressed) < len(shards):
+                    since = self._hot.setdefault(queue, now)
+                    if now - since >= HOT_SHARD_SECONDS and queue.name not in self._warned_hot:
+                        self._warned_hot.add(queue.name)
+                        self._warn_hot(outbox, queue, now - since)
+                else:
+                    self._hot.pop(queue, None)
+        throttling = totals.throttled > totals.throttled_seen
+        totals.throttled_seen = totals.throttled
+        if not (pressed and len(pressed) == len(shards)) and not (throttling and not outbox.paced):
+            totals.pressed_since = None
             return
-        totals.throttled_live = throttled
-        if totals.throttled_since is None:
-            totals.throttled_since = self._last_time
-        elif not totals.warned and now - totals.throttled_since >= THROTTLED_WARNING_SECONDS:
+        if totals.pressed_since is None:
+            totals.pressed_since = now
+        elif not totals.warned and now - totals.pressed_since >= THROTTLED_WARNING_SECONDS:
             totals.warned = True
-            logger.warning("Kinesis stream '%s' has been throttling writes for %.0f s (%d throttled so far): add "
-                           "shards or use on-demand capacity, or lower maxInFlightRequests.", name,
-                           now - totals.throttled_since, throttled)
+            what = ("every shard has been at its write limit" if outbox.paced
+                    else "Kinesis has been throttling writes")
+            logger.warning("Kinesis stream '%s': %s for %.0f s (%s entries throttled so far): the sync goes as fast "
+                           "as the stream's %s take. Add shards or use on-demand capacity to write faster.",
+                           outbox.stream_name, what, now - totals.pressed_since, f"{totals.throttled:,}",
+                           _shards(len(shards)) if outbox.paced else "shards")
 
-    def log_summary(self, succeeded: bool) -> None:
-        """One line per Kinesis stream: records and bytes accepted, calls, resent entries, throttled requests."""
+    def _pressed(self, queue: ShardQueue, free_waiting: bool) -> bool:
+        """Entries wait for this shard's budget (its own, or random-key entries that could go to any shard), or it
+        was throttled since the last look."""
+        throttled = queue.throttled > self._throttled_seen.get(queue, 0)
+        self._throttled_seen[queue] = queue.throttled
+        waiting = queue.queued > 0 or free_waiting
+        return throttled or (waiting and queue.budget is not None and not queue.budget.rested)
+
+    def _warn_hot(self, outbox: Outbox, queue: ShardQueue, seconds: float) -> None:
+        share = queue.routed / max(1, sum(q.routed for q in outbox.shards))
+        keys: Counter[bytes] = Counter(key for chunk in queue.chunks for key in chunk.keys or ())
+        top = keys.most_common(1)[0][1] / sum(keys.values()) if keys else 0.0
+        concentration = (f"; one partition key value makes up {top:.0%} of the records waiting for it"
+                         if top >= 0.5 else "")
+        setting = self._key_settings.get(outbox.stream_name, "the partition key")
+        others = len(outbox.shards) - 1
+        logger.warning(
+            "Kinesis stream '%s': shard %s has been at its write limit (or throttled) for %.0f s while %s had room. "
+            "It receives %.0f%% of the stream's records: the partition key (%s) concentrates records on it%s. More "
+            "shards do not spread one key: choose a partition key with more distinct values (partitionKey 'random' "
+            "when a key's records need not stay on one shard).",
+            outbox.stream_name, queue.name, seconds,
+            "the other shard" if others == 1 else f"some of the other {others} shards", share * 100, setting,
+            concentration)
+
+    def log_summary(self, dispatcher: Sending | None, succeeded: bool) -> None:
+        """One line per Kinesis stream (records and bytes accepted, calls, resent and throttled entries) and one with
+        each shard's records and throttled entries."""
         verb = "written" if succeeded else "written before the failure"
         for name, totals in self.streams.items():
             logger.info("Kinesis stream '%s': %s records (%s bytes) %s in %s PutRecords calls; %s entries resent, "
                         "%s throttled.", name, f"{totals.records:,}", f"{totals.bytes:,}", verb, f"{totals.calls:,}",
                         f"{totals.resent_entries:,}", f"{totals.throttled:,}")
+            outbox = dispatcher.outboxes.get(name) if dispatcher is not None else None
+            if outbox is not None and outbox.paced:
+                shards = ", ".join(f"{queue.name} {queue.accepted:,} ({queue.throttled:,} throttled)"
+                                   for queue in outbox.all_queues() if queue.accepted or queue.throttled)
+                logger.info("Kinesis stream '%s' per shard, records written (entries throttled): %s.", name,
+                            shards or "none")
+
+
+def _waiting(outbox: Outbox | None) -> str:
+    if outbox is None or not outbox.paced:
+        return ""
+    waiting = sum(1 for queue in outbox.shards if (queue.queued or outbox.free_count) and queue.budget is not None
+                  and not queue.budget.rested)
+    return f" ({waiting} of {_shards(len(outbox.shards))} at the write limit)" if waiting else ""
+
+
+def _shards(count: int) -> str:
+    return f"{count} shard" + ("" if count == 1 else "s")

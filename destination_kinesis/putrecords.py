@@ -2,14 +2,15 @@
 
 boto3's ``put_records`` validates every parameter and serialises every entry again (base64 and JSON) on each call,
 and parses the answer through its shape model: together about 16 µs per record, three times the rest of the work.
-Here each entry is JSON text built once (:func:`entry`), a call is one ``join``, and the answer is read with orjson.
+Here each entry is JSON text built once (:func:`open_entry`), left open so that a call can close it with or without
+an ``ExplicitHashKey`` (see :mod:`~destination_kinesis.outbox`), a call's records are joined once, and the answer is
+read with orjson.
 botocore still does what it is for: the client's request signer (SigV4, refreshing credentials, region) and its
 HTTP session (TLS, proxies, connection pool, timeouts, and the same connection errors as the client raises).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from http.client import responses
 from typing import Any
 
@@ -21,20 +22,22 @@ from pybase64 import b64encode
 _HEADERS = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.PutRecords"}
 
 
-#: ``ENTRY % (base64 of the data, quoted partition key)`` is :func:`entry`, for loops that cannot afford the call.
-ENTRY = b'{"Data":"%b","PartitionKey":%b}'
+#: ``ENTRY % (base64 of the data, quoted partition key)`` is :func:`open_entry`, for loops that cannot afford the call.
+ENTRY = b'{"Data":"%b","PartitionKey":%b'
 
 
-def entry(data: bytes, quoted_partition_key: bytes) -> bytes:
-    """One PutRecords entry as JSON text; ``quoted_partition_key`` is the key as a JSON string, quotes included."""
+def open_entry(data: bytes, quoted_partition_key: bytes) -> bytes:
+    """One PutRecords entry as JSON text without its closing brace (a call closes it: ``}``, or an
+    ``ExplicitHashKey`` member and ``}``); ``quoted_partition_key`` is the key as a JSON string, quotes included."""
     return ENTRY % (b64encode(data), quoted_partition_key)
 
 
 class PutRecords:
     """Sends PutRecords calls through a boto3 Kinesis client's signer and HTTP session.
 
-    Calling it returns None when the answer shows every entry accepted, else the response's ``Records`` (one result
-    per entry, in order). It raises botocore's ClientError
+    Calling it with a stream name, the content of the Records array (closed entries joined with ``,``) and the number
+    of entries returns None when the answer shows every entry accepted and ``results`` is false, else the response's
+    ``Records`` (one result per entry, in order). It raises botocore's ClientError
     for an AWS error answer (with its code, message and HTTP status, as boto3 would), ResponseStreamingError (an
     HTTPClientError, so retried) for a 200 without a readable Records list, and lets the HTTP session's connection
     and timeout errors through. The client's ``_request_signer`` and ``_endpoint`` are private to botocore
@@ -47,25 +50,26 @@ class PutRecords:
         self._http = client._endpoint.http_session
         self._url = client._endpoint.host.rstrip("/") + "/"
 
-    def __call__(self, stream_name: str, entries: Sequence[bytes]) -> list[dict[str, Any]] | None:
-        body = b'{"StreamName":%b,"Records":[%b]}' % (orjson.dumps(stream_name), b",".join(entries))
+    def __call__(self, stream_name: str, records: bytes, count: int,
+                 results: bool = False) -> list[dict[str, Any]] | None:
+        body = b'{"StreamName":%b,"Records":[%b]}' % (orjson.dumps(stream_name), records)
         request = AWSRequest(method="POST", url=self._url, data=body, headers=dict(_HEADERS))
         self._signer.sign("PutRecords", request)
         response = self._http.send(request.prepare())
         if response.status_code != 200:
             raise error_from_response(response.status_code, response.headers, response.content)
         content = response.content
-        if all_accepted(content, len(entries)):
+        if not results and all_accepted(content, count):
             return None
         try:
-            records = orjson.loads(content)["Records"]
+            parsed = orjson.loads(content)["Records"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            records = None
-        if type(records) is not list:
+            parsed = None
+        if type(parsed) is not list:
             # Most likely an answer cut off mid-body: the records may or may not be written. Like a lost answer,
             # that is retried (the sender resends every entry; duplicates are possible, loss is not).
             raise ResponseStreamingError(error="a PutRecords answer (HTTP 200) without a readable Records list")
-        return records
+        return parsed
 
 
 def all_accepted(content: bytes, entries: int) -> bool:

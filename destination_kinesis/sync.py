@@ -6,22 +6,31 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from destination_kinesis import aws_errors
 from destination_kinesis.batcher import Batcher
 from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.client import aws_session, endpoint_region_mismatch, kinesis_client
 from destination_kinesis.config import KinesisConfig
-from destination_kinesis.encoder import Encoder, Partitioner
-from destination_kinesis.limits import MAX_RECORD_BYTES
-from destination_kinesis.messages import display_name
+from destination_kinesis.dispatcher import Dispatcher
+from destination_kinesis.encoder import Encoder, KeyRule, Partitioner, dotted
+from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
+from destination_kinesis.messages import StreamKey, display_name
 from destination_kinesis.naming import kinesis_stream_names, shared_streams
+from destination_kinesis.outbox import Outbox
 from destination_kinesis.output import Output
+from destination_kinesis.pacing import ShardLimits
 from destination_kinesis.partition import key_rules
+from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import PutRecords
 from destination_kinesis.route import Route
 from destination_kinesis.sender import Sender
+from destination_kinesis.shardmap import ShardMap, ShardsNotListed, load_shard_map
 from destination_kinesis.streams import ensure_streams, new_streams
 from destination_kinesis.writer import Writer
 
@@ -56,7 +65,8 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     if config.data_format != "object" or config.compression != "none":
         logger.info("Records are written with _airbyte_data as a JSON %s, %s.", config.data_format,
                     "uncompressed" if config.compression == "none" else f"compressed with {config.compression}")
-    streams = ensure_streams(kinesis_client(session), list(dict.fromkeys(names.values())), new_streams(config))
+    admin = kinesis_client(session)
+    streams = ensure_streams(admin, list(dict.fromkeys(names.values())), new_streams(config))
     for name, info in streams.items():
         if info.max_record_bytes != MAX_RECORD_BYTES:
             logger.info("Kinesis stream '%s' takes records of up to %d bytes.", name, info.max_record_bytes)
@@ -67,6 +77,13 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     logger.info("Kinesis streams ready (%d created; creating: %s) in %.1f s; batches of up to %d records, up to %d "
                 "requests in flight, retries for up to %d s.", sum(info.created for info in streams.values()),
                 creating, time.monotonic() - started, config.buffer_size, in_flight, config.retry_timeout_seconds)
+    kinesis_names = list(streams)
+    maps = {name: shard_map(admin, name) for name in kinesis_names}
+    limits = ShardLimits.share(config.shard_write_share)
+    if any(maps.values()):
+        share = "" if config.shard_write_share == 1 else f" × shardWriteShare {config.shard_write_share:g}"
+        logger.info("Writes are paced per shard to %s records and %s bytes per second%s.",
+                    f"{limits.records_per_second:,.0f}", f"{limits.bytes_per_second:,.0f}", share)
     checkpoint = Checkpoint(keys, output.write_lines)
     routes = {}
     for key in keys:
@@ -77,21 +94,57 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
                             encoder=None if encoder.is_default else encoder,
                             skip_oversize=config.oversize_records == "skip")
     client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
-    sender = Sender(PutRecords(client), max_in_flight=in_flight, retry_seconds=config.retry_timeout_seconds)
-    writer = Writer(routes, Batcher(config.buffer_size, checkpoint), sender, checkpoint)
+    now = time.monotonic()
+    outboxes = [Outbox(name, maps[name], limits, config.buffer_size, MAX_REQUEST_BYTES, now) for name in kinesis_names]
+    progress = Progress(kinesis_names, now, key_settings(names, rules))
+    dispatcher = Dispatcher(outboxes, Sender(PutRecords(client), in_flight), checkpoint, progress, in_flight,
+                            config.retry_timeout_seconds, lambda name: shard_map(admin, name, quiet=True))
+    writer = Writer(routes, Batcher(config.buffer_size, checkpoint), dispatcher, checkpoint, progress)
     # The SDK's models are hundreds of thousands of objects that live as long as the process; the garbage
     # collector would scan them all again and again as records come and go. Freezing them leaves it the records.
     gc.freeze()
     try:
         writer.run(fd)
     except BaseException:
-        _log_summary(writer, routes.values(), checkpoint, started, succeeded=False)
+        _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=False)
         raise
-    _log_summary(writer, routes.values(), checkpoint, started, succeeded=True)
+    _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=True)
 
 
-def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint, started: float,
-                 succeeded: bool) -> None:
+def shard_map(client: Any, name: str, quiet: bool = False) -> ShardMap | None:
+    """The shard map of Kinesis stream ``name``, or None (after saying why, unless ``quiet``) when it cannot be
+    read: the stream is then written unpaced."""
+    logger = logging.getLogger("airbyte")
+    try:
+        return load_shard_map(client, name)
+    except ShardsNotListed as exc:
+        if not quiet:
+            logger.warning("Cannot list the shards of Kinesis stream '%s' (%s) Grant kinesis:ListShards (or "
+                           "kinesis:DescribeStream) to pace writes per shard; until then the stream is written without "
+                           "pacing, slowing down only when Kinesis throttles.", name, exc)
+    except (ClientError, BotoCoreError) as exc:
+        if not quiet:
+            logger.warning("Could not read the shards of Kinesis stream '%s': %s The stream is written without "
+                           "pacing for now.", name, aws_errors.describe(exc))
+    return None
+
+
+def key_settings(names: Mapping[StreamKey, str], rules: Mapping[StreamKey, KeyRule]) -> dict[str, str]:
+    """Per Kinesis stream, the partitionKey setting its Airbyte streams' keys come from, as the log names it."""
+    settings: dict[str, list[str]] = {}
+    for key, name in names.items():
+        rule = rules[key]
+        kind = "random" if rule.is_random else rule.kind
+        described = f"partitionKey '{kind}'" + ("" if rule.is_random else
+                                                f": {', '.join(dotted(path) for path in rule.paths)}")
+        settings.setdefault(name, [])
+        if described not in settings[name]:
+            settings[name].append(described)
+    return {name: "; ".join(described) for name, described in settings.items()}
+
+
+def _log_summary(dispatcher: Dispatcher, progress: Progress, routes: Iterable[Route], checkpoint: Checkpoint,
+                 started: float, succeeded: bool) -> None:
     logger = logging.getLogger("airbyte")
     for route in routes:
         extra = ""
@@ -101,5 +154,5 @@ def _log_summary(writer: Writer, routes: Iterable[Route], checkpoint: Checkpoint
             extra += f"; {route.partitioner.fallbacks:,} records without their key fields given a random partition key"
         logger.info("Stream '%s': %s records (%s bytes) read for '%s'%s.", display_name(route.key),
                     f"{route.records:,}", f"{route.bytes:,}", route.kinesis_name, extra)
-    writer.progress.log_summary(succeeded)
+    progress.log_summary(dispatcher, succeeded)
     logger.info("%d states emitted; %.1f s.", checkpoint.emitted, time.monotonic() - started)

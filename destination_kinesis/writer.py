@@ -21,23 +21,25 @@ import orjson
 from msgspec import DecodeError
 from pybase64 import b64encode
 
-from destination_kinesis.batcher import Batch, Batcher
+from destination_kinesis.batcher import Batcher
 from destination_kinesis.checkpoint import Checkpoint
+from destination_kinesis.dispatcher import Dispatcher
 from destination_kinesis.encoder import PAYLOAD, new_ids, payload
-from destination_kinesis.errors import input_error, system_error
+from destination_kinesis.errors import ConnectorError, InputError, input_error, system_error
+from destination_kinesis.limits import MAX_REQUEST_BYTES
 from destination_kinesis.lines import LineReader
 from destination_kinesis.messages import Record, State, StreamKey, display_name
 from destination_kinesis.parser import data_json, parse_line
 from destination_kinesis.progress import Progress
-from destination_kinesis.putrecords import ENTRY, entry
+from destination_kinesis.putrecords import ENTRY, open_entry
 from destination_kinesis.reader import decode_line, fast_state, is_utf8
 from destination_kinesis.route import Route
-from destination_kinesis.sender import Sender
-from destination_kinesis.sigterm import deferred
 
 logger = logging.getLogger("airbyte")
 
 CHUNK_BYTES = 1 << 20
+#: Bytes of entries waiting to be sent (not in flight) before reading pauses.
+DEFAULT_MAX_QUEUED_BYTES = 2 * MAX_REQUEST_BYTES
 _ID_BLOCK = 4096
 _ID_BYTES = 36  # a UUID's text, which is also the partition key
 #: The first and the last byte of a JSON value that is an object (msgspec's Raw has no whitespace around it).
@@ -47,64 +49,94 @@ _OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
 class Writer:
     """Runs one sync from an input file descriptor to the end, or to the first failure."""
 
-    def __init__(self, routes: dict[StreamKey, Route], batcher: Batcher, sender: Sender, checkpoint: Checkpoint,
-                 progress: Progress | None = None):
+    def __init__(self, routes: dict[StreamKey, Route], batcher: Batcher, dispatcher: Dispatcher,
+                 checkpoint: Checkpoint, progress: Progress, max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES):
         self._routes = routes
         self._batcher = batcher
-        self._sender = sender
+        self._dispatcher = dispatcher
         self._checkpoint = checkpoint
+        self._max_queued = max_queued_bytes
         self._ids: list[bytes] = []
-        names = list(dict.fromkeys(route.kinesis_name for route in routes.values()))
-        self.progress = progress if progress is not None else Progress(names, time.monotonic())
+        self.progress = progress
 
     def run(self, fd: int) -> None:
         """Write every record read from ``fd`` and emit every state; return only when all of it is done.
 
-        On a failure, requests already sent may finish (their retries are cut short), states they cover are still
-        emitted, records not yet sent are dropped, and the failure is raised.
+        A line that cannot be written (bad input) ends the reading: the records before it are still written and
+        the states they cover emitted, then its error is raised. On any other failure, calls in flight finish,
+        states they cover are still emitted, records not yet sent are dropped, and the failure is raised.
         """
+        dispatcher = self._dispatcher
         try:
-            self._pump(fd)
-            for batch in self._batcher.drain():
-                self._submit(batch)
-            while self._sender.in_flight:
-                self._wait_for_completion()
+            try:
+                self._pump(fd)
+            except InputError as bad_line:
+                self._finish(bad_line)
+                raise
+            self._finish(None)
         except BaseException:
             self._batcher.drain()  # not sent, but their runs end, so the routes count every record read
-            self._sender.abort.set()
-            self._sender.shutdown()
-            self._collect(raise_errors=False)
+            dispatcher.abort()
+            dispatcher.sender.shutdown()
+            dispatcher.collect(raise_errors=False)
             raise
         finally:
-            self._sender.close()
+            dispatcher.sender.close()
         if self._checkpoint.pending_states:
             raise system_error(f"{self._checkpoint.pending_states} states were never covered by acknowledgements.")
 
+    def _finish(self, bad_line: InputError | None) -> None:
+        """Send every record read and wait until all are accepted (or a failure ends the sync). After a bad line,
+        a failure to write the records before it is logged, and the bad line's error is the one raised."""
+        dispatcher = self._dispatcher
+        try:
+            for batch in self._batcher.drain():
+                dispatcher.put(batch)
+            while not dispatcher.idle:
+                self._wait(None)
+        except Exception as exc:
+            if bad_line is None:
+                raise
+            logger.error("Writing the records read before the bad input line failed too: %s",
+                         exc.message if isinstance(exc, ConnectorError) else exc)
+            raise bad_line from None
+
     def _pump(self, fd: int) -> None:
+        """Read the input to its end; records are sent as their batches fill, states emitted as they are covered."""
         reader = LineReader()
-        wake = self._sender.wake_fd
+        batcher, dispatcher = self._batcher, self._dispatcher
         while True:
-            now = time.monotonic()
-            timeout = self.progress.seconds_to_next(now)
-            linger = self._batcher.seconds_to_next_linger(now)
-            if linger is not None:
-                timeout = min(timeout, linger)
-            readable, _, _ = select.select([fd, wake], [], [], timeout)
-            if wake in readable:
-                self._collect()
-            if fd in readable:
+            readable = self._wait(fd if dispatcher.queued_bytes < self._max_queued else None)
+            if readable:
                 chunk = os.read(fd, CHUNK_BYTES)
                 first_line_no = reader.line_no + 1
                 lines = reader.feed(chunk) if chunk else reader.finish()
                 self._handle_lines(lines, first_line_no, reader.utf8)
-                for batch in self._batcher.overflow():
-                    self._submit(batch)
+                for batch in batcher.overflow():
+                    dispatcher.put(batch)
                 if not chunk:
                     return
-            now = time.monotonic()
-            for batch in self._batcher.expired(now):
-                self._submit(batch)
-            self._log_progress(now)
+            for batch in batcher.expired(time.monotonic()):
+                dispatcher.put(batch)
+
+    def _wait(self, fd: int | None) -> bool:
+        """Wait for input on ``fd`` (None: wait without reading, the queues are full), a completed call, the next
+        linger or budget deadline or the next progress line; settle completions, send what may be sent, log
+        progress. Returns whether ``fd`` is readable."""
+        dispatcher = self._dispatcher
+        now = time.monotonic()
+        timeout = self.progress.seconds_to_next(now)
+        for deadline in (self._batcher.next_linger(), dispatcher.next_time()):
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - now))
+        wake = dispatcher.sender.wake_fd
+        readable, _, _ = select.select([wake] if fd is None else [fd, wake], [], [], timeout)
+        if wake in readable:
+            dispatcher.collect()
+        else:
+            dispatcher.pump()
+        self.progress.log_if_due(time.monotonic(), dispatcher)
+        return fd is not None and fd in readable
 
     def _handle_lines(self, lines: list[bytes], line_no: int, utf8: bool) -> None:
         """Handle consecutive input lines, the first being number ``line_no``; ``utf8`` says they are all valid UTF-8
@@ -120,7 +152,7 @@ class Writer:
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
-        batcher, submit, state_in = self._batcher, self._submit, self._checkpoint.state
+        batcher, submit, state_in = self._batcher, self._dispatcher.put, self._checkpoint.state
         add, close, max_records, max_bytes = batcher.add, batcher.close, batcher.max_records, batcher.max_bytes
         count_runs = batcher.count_runs
         ids = self._ids
@@ -148,6 +180,7 @@ class Writer:
                                 if batch is not None and batch.size + size <= max_bytes:
                                     entries = batch.entries
                                     entries.append(ENTRY % (b64(data), ab_id))
+                                    batch.sizes.append(size)
                                     batch.size += size
                                     if len(entries) >= max_records:
                                         submit(close(batch))
@@ -201,7 +234,7 @@ class Writer:
         self._write(route, encode(ab_id, record.emitted_at, data_json(record)), key, record.line_no)
 
     def _write(self, route: Route, data: bytes, key: bytes, line_no: int) -> None:
-        """Add the record to its stream's batch (``key`` is its UTF-8 partition key) and submit the batches that
+        """Add the record to its stream's batch (``key`` is its UTF-8 partition key) and send the batches that
         became ready. A record over the size limit fails the sync, or is skipped and counted as rejected when the
         route says so."""
         size = len(data) + len(key)
@@ -209,46 +242,16 @@ class Writer:
             problem = (f"the record is {size} bytes as a Kinesis record (data plus partition key), over the limit "
                        f"of {route.max_record_bytes} bytes")
             if not route.skip_oversize:
-                raise input_error(line_no, f"{problem}; nothing of its batch was sent (oversizeRecords 'skip' skips "
-                                           f"such records, compression may make them fit)", display_name(route.key))
+                raise input_error(line_no, f"{problem} (oversizeRecords 'skip' skips such records, compression may "
+                                           f"make them fit)", display_name(route.key))
             logger.warning("Input line %d (stream '%s'): %s; skipped (oversizeRecords is 'skip').", line_no,
                            display_name(route.key), problem)
             route.rejected += 1
             self._checkpoint.reject(route.lane)
             return
-        quoted_key = b'"%b"' % key if route.partitioner is None else orjson.dumps(key.decode("utf-8"))
-        for batch in self._batcher.add(route, entry(data, quoted_key), size):
-            self._submit(batch)
-
-    def _submit(self, batch: Batch) -> None:
-        while self._sender.in_flight >= self._sender.limit:
-            self._wait_for_completion()
-        self._sender.submit(batch)
-
-    def _wait_for_completion(self) -> None:
-        now = time.monotonic()
-        select.select([self._sender.wake_fd], [], [], self.progress.seconds_to_next(now))
-        self._collect()
-        self._log_progress(time.monotonic())
-
-    def _log_progress(self, now: float) -> None:
-        sender = self._sender
-        self.progress.log_if_due(now, sender.in_flight, sender.limit, sender.pressure.throttled_calls)
-
-    def _collect(self, raise_errors: bool = True) -> None:
-        """Acknowledge every completed batch that succeeded; then raise the first failure, if any.
-
-        A SIGTERM waits for the end (:func:`~destination_kinesis.sigterm.deferred`): completions taken off the
-        sender's queue and not acknowledged would leave the states they cover unemitted.
-        """
-        failure: BaseException | None = None
-        with deferred():
-            for batch, future in self._sender.completions():
-                error = future.exception()
-                if error is None:
-                    self.progress.accepted(batch.stream_name, len(batch.entries), batch.size, future.result())
-                    self._checkpoint.ack(batch.runs)
-                elif failure is None:
-                    failure = error
-            if failure is not None and raise_errors:
-                raise failure  # in the block: a SIGTERM meanwhile is raised later, with this failure as its context
+        if route.partitioner is None:
+            ready = self._batcher.add(route, open_entry(data, b'"%b"' % key), size)
+        else:
+            ready = self._batcher.add(route, open_entry(data, orjson.dumps(key.decode("utf-8"))), size, key)
+        for batch in ready:
+            self._dispatcher.put(batch)

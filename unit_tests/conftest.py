@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from destination_kinesis import masking, putrecords, sender
+from destination_kinesis import dispatcher, masking, putrecords
 
 RESOURCES = Path(__file__).parent / "resources"
 REPO_ROOT = Path(__file__).parent.parent
@@ -71,15 +71,16 @@ def fail_entries(failed: Callable[[int, dict[str, Any]], bool] | Iterable[int],
     return respond
 
 
-def decode_entry(entry: bytes) -> dict[str, Any]:
-    """A PutRecords entry as JSON text → ``{"Data": bytes, "PartitionKey": str}``, as boto3 takes it."""
-    parsed = json.loads(entry)
-    return {"Data": base64.b64decode(parsed["Data"]), "PartitionKey": parsed["PartitionKey"]}
+def decode_entry(entry: bytes | dict[str, Any]) -> dict[str, Any]:
+    """A PutRecords entry (JSON text, open as the batcher holds it or closed, or parsed) → ``{"Data": bytes,
+    "PartitionKey": str}`` plus its ``ExplicitHashKey`` when it has one, as boto3 takes it."""
+    parsed = entry if isinstance(entry, dict) else json.loads(entry if entry.endswith(b"}") else entry + b"}")
+    return {**parsed, "Data": base64.b64decode(parsed["Data"])}
 
 
 def encode_entry(data: bytes, partition_key: str) -> bytes:
-    """``{"Data": data, "PartitionKey": partition_key}`` as the JSON text the batcher holds."""
-    return putrecords.entry(data, json.dumps(partition_key).encode())
+    """``{"Data": data, "PartitionKey": partition_key`` as the open JSON text the batcher holds."""
+    return putrecords.open_entry(data, json.dumps(partition_key).encode())
 
 
 class FakeKinesisClient:
@@ -104,9 +105,16 @@ class FakeKinesisClient:
         self.entered = threading.Semaphore(0)
         self._lock = threading.Lock()
 
-    def __call__(self, stream_name: str, entries: Sequence[bytes]) -> list[dict[str, Any]]:
-        """The sender's view (a :data:`destination_kinesis.sender.Put`): entries as JSON text in, results out."""
-        return self.put_records(StreamName=stream_name, Records=[decode_entry(entry) for entry in entries])["Records"]
+    def __call__(self, stream_name: str, records: bytes, count: int,
+                 results: bool = False) -> list[dict[str, Any]] | None:
+        """The sender's view (a :data:`destination_kinesis.sender.Put`): the Records array's content in; None when
+        every entry was accepted and no results are asked for, else one result per entry."""
+        entries = [decode_entry(entry) for entry in json.loads(b"[" + records + b"]")]
+        assert len(entries) == count
+        answer = self.put_records(StreamName=stream_name, Records=entries)["Records"]
+        if not results and all(result.get("SequenceNumber") for result in answer) and len(answer) == count:
+            return None
+        return answer
 
     def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> Response:  # noqa: N803 (boto3 names)
         with self._lock:
@@ -163,12 +171,17 @@ class FakeSyncClient(FakeKinesisClient):
         self.created.append((StreamName, ShardCount))
         self.existing.add(StreamName)
 
+    def list_shards(self, *, StreamName: str, MaxResults: int) -> dict[str, Any]:  # noqa: N803 (boto3 names)
+        """Every stream has one open shard."""
+        return {"Shards": [{"ShardId": "shardId-000000000000", "SequenceNumberRange": {"StartingSequenceNumber": "1"},
+                            "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(2**128 - 1)}}]}
+
 
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shrink the sender's backoff (0.1 s doubling to 10 s) to milliseconds, so retry tests run fast."""
-    monkeypatch.setattr(sender, "BACKOFF_BASE_SECONDS", 0.001)
-    monkeypatch.setattr(sender, "BACKOFF_MAX_SECONDS", 0.004)
+    """Shrink the dispatcher's backoff (0.1 s doubling to 10 s) to milliseconds, so retry tests run fast."""
+    monkeypatch.setattr(dispatcher, "BACKOFF_BASE_SECONDS", 0.001)
+    monkeypatch.setattr(dispatcher, "BACKOFF_MAX_SECONDS", 0.004)
 
 
 class FakeClock:

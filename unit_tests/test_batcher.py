@@ -141,16 +141,15 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def test_linger_expiry_with_explicit_now(clock: FakeClock) -> None:
     """A partly filled batch is handed out once it has waited the linger time, and not before."""
     batcher = Batcher(max_records=10, linger_seconds=0.5)
-    assert batcher.seconds_to_next_linger(clock.now) is None
+    assert batcher.next_linger() is None
     _add(batcher, "a", 0)
     _add(batcher, "b", 1)
     assert batcher.expired(clock.now + 0.49) == []
-    assert batcher.seconds_to_next_linger(clock.now + 0.2) == pytest.approx(0.3)
-    assert batcher.seconds_to_next_linger(clock.now + 10.0) == 0.0
+    assert batcher.next_linger() == pytest.approx(clock.now + 0.5)
     expired = batcher.expired(clock.now + 0.5)
     assert sorted(b.stream_name for b in expired) == ["a", "b"]
     assert batcher.expired(clock.now + 20.0) == [] and batcher.drain() == []
-    assert batcher.seconds_to_next_linger(clock.now + 20.0) is None
+    assert batcher.next_linger() is None
 
 
 def test_linger_is_per_batch(clock: FakeClock) -> None:
@@ -161,11 +160,11 @@ def test_linger_is_per_batch(clock: FakeClock) -> None:
     clock.now += 0.75
     _add(batcher, "young", 1)
     _add(batcher, "old", 2)  # adding to an open batch does not make it younger
-    assert batcher.seconds_to_next_linger(clock.now) == pytest.approx(0.25)
+    assert batcher.next_linger() == pytest.approx(clock.now + 0.25)
     clock.now += 0.25
     (old,) = batcher.expired(clock.now)
     assert (old.stream_name, _keys(old)) == ("old", ["key-0", "key-2"])
-    assert batcher.seconds_to_next_linger(clock.now) == pytest.approx(0.75)
+    assert batcher.next_linger() == pytest.approx(clock.now + 0.75)
     assert [b.stream_name for b in batcher.expired(clock.now + 0.75)] == ["young"]
 
 

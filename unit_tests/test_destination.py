@@ -16,11 +16,11 @@ from destination_kinesis import destination, sync
 from destination_kinesis.catalog import ConfiguredCatalog
 from destination_kinesis.config import parse_config
 from destination_kinesis.destination import DestinationKinesis
+from destination_kinesis.dispatcher import Dispatcher
 from destination_kinesis.errors import ConnectorError, config_error
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.output import Output
 from destination_kinesis.route import Route
-from destination_kinesis.sender import Sender
 from destination_kinesis.sync import write_sync
 from destination_kinesis.writer import Writer
 from unit_tests.conftest import (
@@ -251,8 +251,8 @@ def test_write_sync_uses_the_template_and_creates_streams_as_configured(streams_
 
 def test_write_sync_hands_record_size_and_retry_time_on(streams_fake: FakeStreamsClient,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each route gets its Kinesis stream's MaxRecordSizeInKiB in bytes (1 MiB when not reported), and the sender
-    retries for retryTimeoutSeconds."""
+    """Each route gets its Kinesis stream's MaxRecordSizeInKiB in bytes (1 MiB when not reported), and the
+    dispatcher retries for retryTimeoutSeconds."""
     streams_fake.existing.update({"_big", "_plain"})
     streams_fake.record_kib["_big"] = 4096
     seen: dict[str, Any] = {}
@@ -262,16 +262,16 @@ def test_write_sync_hands_record_size_and_retry_time_on(streams_fake: FakeStream
             seen["routes"] = routes
             super().__init__(routes, *args)
 
-    class SpySender(Sender):
-        def __init__(self, client: Any, **kwargs: Any):
-            seen["sender"] = kwargs
-            super().__init__(client, **kwargs)
+    class SpyDispatcher(Dispatcher):
+        def __init__(self, *args: Any):
+            seen["retry_seconds"] = args[5]
+            super().__init__(*args)
 
     monkeypatch.setattr(sync, "Writer", SpyWriter)
-    monkeypatch.setattr(sync, "Sender", SpySender)
+    monkeypatch.setattr(sync, "Dispatcher", SpyDispatcher)
     catalog = ConfiguredCatalog.model_validate({"streams": [{"stream": {"name": n}} for n in ("big", "plain")]})
     config = parse_config({**CONFIG, "retryTimeoutSeconds": 42})
     run_on_pipe(lambda fd: write_sync(config, catalog, fd, Output(io.BytesIO())), b"")
     assert {key: route.max_record_bytes for key, route in seen["routes"].items()} == {
         (None, "big"): 4096 * 1024, (None, "plain"): MAX_RECORD_BYTES}
-    assert seen["sender"]["retry_seconds"] == 42
+    assert seen["retry_seconds"] == 42

@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ResponseSt
 from destination_kinesis import aws_errors
 from destination_kinesis.client import aws_session, kinesis_client
 from destination_kinesis.config import parse_config
-from destination_kinesis.putrecords import PutRecords, all_accepted, entry
+from destination_kinesis.putrecords import PutRecords, all_accepted, open_entry
 from integration_tests.kinesis_emulator import free_port
 
 ACCESS_KEY = "AKIDPUTRECORDSTEST"
@@ -230,7 +230,12 @@ ENTRIES = [
 
 
 def encoded(data: bytes, key: str) -> bytes:
-    return entry(data, orjson.dumps(key))
+    return open_entry(data, orjson.dumps(key))
+
+
+def send(put: PutRecords, stream: str, entries: list[bytes], close: bytes = b"}") -> Any:
+    """Call ``put`` with these open entries, each closed by ``close``, as the sender's calls do."""
+    return put(stream, b",".join(entry + close for entry in entries), len(entries))
 
 
 def expected_signature(seen: Seen, signed_headers: str, date: str) -> str:
@@ -249,16 +254,17 @@ def expected_signature(seen: Seen, signed_headers: str, date: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# entry()
+# open_entry()
 # --------------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("data", "key"), ENTRIES, ids=["envelope", "every byte, key needing escapes", "empty data"])
 def test_entry_is_json_with_base64_data_and_the_quoted_key(data: bytes, key: str) -> None:
-    """entry() is a JSON object with exactly Data (standard base64, no newline) and PartitionKey (the key passed
-    pre-quoted as a JSON string)."""
+    """open_entry() is a JSON object, once closed with ``}``, with exactly Data (standard base64, no newline) and
+    PartitionKey (the key passed pre-quoted as a JSON string)."""
     text = encoded(data, key)
-    parsed = json.loads(text)
+    assert not text.endswith(b"}")
+    parsed = json.loads(text + b"}")
     assert list(parsed) == ["Data", "PartitionKey"]
     assert base64.b64decode(parsed["Data"], validate=True) == data
     assert parsed["PartitionKey"] == key
@@ -273,7 +279,7 @@ def test_entry_is_json_with_base64_data_and_the_quoted_key(data: bytes, key: str
 def test_request_is_a_signed_putrecords_post(endpoint: Endpoint, put: PutRecords) -> None:
     """One POST to / with Kinesis's target and JSON 1.1 content type, signed with SigV4 for the configured key,
     region and kinesis, over exactly the body sent; the body is the stream name and the entries, in order."""
-    put(STREAM, [encoded(data, key) for data, key in ENTRIES])
+    send(put, STREAM, [encoded(data, key) for data, key in ENTRIES])
     (seen,) = endpoint.seen
     assert (seen.method, seen.path) == ("POST", "/")
     assert seen.headers["x-amz-target"] == "Kinesis_20131202.PutRecords"
@@ -293,15 +299,27 @@ def test_request_is_a_signed_putrecords_post(endpoint: Endpoint, put: PutRecords
     }
 
 
+def test_an_entry_closed_with_an_explicit_hash_key_sends_it(endpoint: Endpoint, put: PutRecords) -> None:
+    send(put, STREAM, [encoded(b"x", "k")], close=b',"ExplicitHashKey":"12345"}')
+    assert json.loads(endpoint.seen[0].body)["Records"] == [{"Data": "eA==", "PartitionKey": "k",
+                                                             "ExplicitHashKey": "12345"}]
+
+
+def test_results_are_returned_when_asked_for_even_if_all_were_accepted(endpoint: Endpoint, put: PutRecords) -> None:
+    records = [{"SequenceNumber": "49600000000000000000000000001", "ShardId": "shardId-000000000002"}]
+    endpoint.script.append(Answer(200, json.dumps({"FailedRecordCount": 0, "Records": records}).encode()))
+    assert put(STREAM, encoded(b"a", "1") + b"}", 1, True) == records
+
+
 def test_stream_name_is_json_quoted(endpoint: Endpoint, put: PutRecords) -> None:
     """The stream name goes into the body as a JSON string (a name with a quote stays valid JSON)."""
-    put('odd"name', [encoded(b"x", "k")])
+    send(put, 'odd"name', [encoded(b"x", "k")])
     assert json.loads(endpoint.seen[0].body)["StreamName"] == 'odd"name'
 
 
 def test_same_body_and_signature_as_boto3(endpoint: Endpoint, client: Any) -> None:
     """boto3's own put_records, on the same client, sends a body equal in JSON and the same signed headers."""
-    PutRecords(client)(STREAM, [encoded(data, key) for data, key in ENTRIES])
+    send(PutRecords(client), STREAM, [encoded(data, key) for data, key in ENTRIES])
     client.put_records(StreamName=STREAM, Records=[{"Data": data, "PartitionKey": key} for data, key in ENTRIES])
     ours, boto3s = endpoint.seen
     assert json.loads(ours.body) == json.loads(boto3s.body)
@@ -318,7 +336,7 @@ def test_returns_the_records_of_the_answer(endpoint: Endpoint, put: PutRecords) 
     records = [{"SequenceNumber": "49600000000000000000000000001", "ShardId": "shardId-000000000002"},
                {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"}]
     endpoint.script.append(Answer(200, json.dumps({"FailedRecordCount": 1, "Records": records}).encode()))
-    assert put(STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) == records
+    assert send(put, STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) == records
 
 
 _OK = {"SequenceNumber": "49600000000000000000000000001", "ShardId": "shardId-000000000002"}
@@ -349,13 +367,13 @@ def test_all_accepted_refuses_an_answer_cut_off_before_its_last_result() -> None
 
 def test_all_accepted_answer_returns_none(endpoint: Endpoint, put: PutRecords) -> None:
     endpoint.script.append(Answer(200, json.dumps({"FailedRecordCount": 0, "Records": [_OK, _OK]}).encode()))
-    assert put(STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) is None
+    assert send(put, STREAM, [encoded(b"a", "1"), encoded(b"b", "2")]) is None
 
 
 def test_many_calls_reuse_the_client(endpoint: Endpoint, put: PutRecords) -> None:
     """Calls one after another each get their own answer (the connection is reused by the pool)."""
     for i in range(5):
-        assert put(STREAM, [encoded(b"x", str(j)) for j in range(i + 1)]) is None  # every entry accepted
+        assert send(put, STREAM, [encoded(b"x", str(j)) for j in range(i + 1)]) is None  # every entry accepted
     assert [len(json.loads(seen.body)["Records"]) for seen in endpoint.seen] == [1, 2, 3, 4, 5]
 
 
@@ -363,7 +381,7 @@ def test_keeps_working_after_the_caller_drops_the_client(endpoint: Endpoint) -> 
     """The signer reaches the client's event hooks through weak references: PutRecords keeps the client alive."""
     put = PutRecords(make_client(endpoint.url))
     gc.collect()
-    assert put(STREAM, [encoded(b"x", "k")]) is None
+    assert send(put, STREAM, [encoded(b"x", "k")]) is None
     assert AUTHORIZATION.match(endpoint.seen[0].headers["authorization"])
 
 
@@ -377,7 +395,7 @@ THROTTLED = Answer(400, b'{"__type":"com.amazonaws.kinesis#ProvisionedThroughput
 
 def _error(put: PutRecords) -> ClientError:
     with pytest.raises(ClientError) as caught:
-        put(STREAM, [encoded(b"x", "k")])
+        send(put, STREAM, [encoded(b"x", "k")])
     return caught.value
 
 
@@ -464,7 +482,7 @@ def test_ok_answer_without_records_raises(endpoint: Endpoint, put: PutRecords, b
     a retryable error, never returns, so the sender resends every entry."""
     endpoint.script.append(Answer(200, body))
     with pytest.raises(ResponseStreamingError) as caught:
-        put(STREAM, [encoded(b"x", "k")])
+        send(put, STREAM, [encoded(b"x", "k")])
     assert "Records" in str(caught.value)
     assert aws_errors.is_retryable(caught.value)
 
@@ -473,5 +491,5 @@ def test_unreachable_endpoint_raises_the_clients_connection_error() -> None:
     """Nothing listening: the HTTP session's connection error comes through, as boto3's would, and is retried."""
     put = PutRecords(make_client(f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(EndpointConnectionError) as caught:
-        put(STREAM, [encoded(b"x", "k")])
+        send(put, STREAM, [encoded(b"x", "k")])
     assert aws_errors.is_retryable(caught.value)

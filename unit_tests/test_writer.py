@@ -19,17 +19,21 @@ from typing import Any
 import pytest
 
 from destination_kinesis import writer
-from destination_kinesis.batcher import DEFAULT_MAX_BUFFERED_BYTES, Batch, Batcher
+from destination_kinesis.batcher import DEFAULT_MAX_BUFFERED_BYTES, Batcher
 from destination_kinesis.checkpoint import Checkpoint, Run
+from destination_kinesis.dispatcher import Dispatcher
 from destination_kinesis.encoder import Encoder, KeyRule, Partitioner
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_REQUEST_BYTES
 from destination_kinesis.messages import StreamKey
 from destination_kinesis.naming import kinesis_stream_names
+from destination_kinesis.outbox import Call, Outbox
+from destination_kinesis.pacing import ShardLimits
 from destination_kinesis.parser import parse_line
+from destination_kinesis.progress import Progress
 from destination_kinesis.rawjson import orjson_round_trip_is_exact
 from destination_kinesis.route import Route
-from destination_kinesis.sender import Sender, SendStats
+from destination_kinesis.sender import Results, Sender
 from destination_kinesis.sigterm import Interrupted, interrupting
 from destination_kinesis.writer import CHUNK_BYTES, Writer
 from unit_tests.conftest import (
@@ -79,7 +83,8 @@ class Harness:
     def __init__(self, client: FakeKinesisClient, buffer_size: int = 100, max_in_flight: int = 2,
                  linger_seconds: float = 1.0, keys: tuple[StreamKey, ...] = (A, B),
                  on_emit: Callable[[bytes], None] | None = None,
-                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+                 max_queued_bytes: int = writer.DEFAULT_MAX_QUEUED_BYTES):
         self.client = client
         self.emitted: list[bytes] = []
         self.on_emit = on_emit
@@ -87,10 +92,16 @@ class Harness:
         assert all(names[k] == KINESIS[k] for k in keys if k in KINESIS)
         self.checkpoint = Checkpoint(keys, self._emit)
         self.routes = {key: Route(key, names[key], self.checkpoint.lane(key)) for key in keys}
-        self.sender = Sender(client, max_in_flight=max_in_flight, retry_seconds=0.3)
+        kinesis_names = list(dict.fromkeys(names.values()))
+        now = time.monotonic()
+        outboxes = [Outbox(name, None, ShardLimits(), buffer_size, MAX_REQUEST_BYTES, now) for name in kinesis_names]
+        self.progress = Progress(kinesis_names, now)
+        self.dispatcher = Dispatcher(outboxes, Sender(client, max_in_flight), self.checkpoint, self.progress,
+                                     max_in_flight, retry_seconds=0.3)
         batcher = Batcher(buffer_size, self.checkpoint, linger_seconds=linger_seconds,
                           max_buffered_bytes=max_buffered_bytes)
-        self.writer = Writer(self.routes, batcher, self.sender, self.checkpoint)
+        self.writer = Writer(self.routes, batcher, self.dispatcher, self.checkpoint, self.progress,
+                             max_queued_bytes=max_queued_bytes)
 
     def _emit(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -198,7 +209,7 @@ def test_states_are_emitted_only_after_their_records_are_accepted(buffer_size: i
         for entry in entries:
             assert stream_name == (KINESIS[A] if tag_of(entry["Data"]).startswith("a") else KINESIS[B])
     if resends:
-        assert sum(t.resent_entries for t in h.writer.progress.streams.values()) >= 3
+        assert sum(t.resent_entries for t in h.progress.streams.values()) >= 3
     assert h.routes[A].records == 5 and h.routes[B].records == 5
     accepted_a = {e["PartitionKey"]: len(e["Data"]) + len(e["PartitionKey"])
                   for name, entries in h.client.calls if name == KINESIS[A] for e in entries}
@@ -232,8 +243,9 @@ def test_state_is_released_while_the_source_is_quiet() -> None:
 
 def test_requests_stay_within_5_mib_including_partition_keys() -> None:
     """Big records are batched so that no PutRecords carries more than 5 MiB of data plus partition keys, and a
-    batch closes only when the next record would not fit."""
-    h = Harness(FakeKinesisClient(), buffer_size=500)
+    batch closes only when the next record would not fit (the linger time is long, so that no batch goes out
+    early on a slow machine, and one call is in flight at a time, so that the calls arrive in order)."""
+    h = Harness(FakeKinesisClient(), buffer_size=500, linger_seconds=60.0, max_in_flight=1)
     h.run(lines(*(rec(A, f"a{i}", pad=700_000) for i in range(20)), sstate(A, 1)))
     sizes = [[len(e["Data"]) + len(e["PartitionKey"]) for e in entries] for _, entries in h.client.calls]
     assert sum(len(batch) for batch in sizes) == 20
@@ -277,30 +289,24 @@ def test_record_of_a_stream_not_in_the_catalog_fails_naming_line_and_stream() ->
 
 
 def test_a_failed_sync_still_counts_every_record_read_per_stream() -> None:
-    """The routes count the records read before a failure, those still waiting in open batches included (the
-    summary logs these counts)."""
-    h = Harness(FakeKinesisClient(), buffer_size=100)
+    """The routes count the records read before a failure (the summary logs these counts)."""
+    h = Harness(FakeKinesisClient(default=deny({"a1"})), buffer_size=100)
     _fails(h, lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(("x", "unknown"), "u1")), "system_error")
     assert (h.routes[A].records, h.routes[B].records) == (2, 1)
-    assert h.routes[A].bytes > 0 and h.client.sent_data == []
+    assert h.routes[A].bytes > 0 and sorted(tag_of(d) for d in h.client.sent_data) == ["a1", "a2", "b1"]
 
 
 @pytest.mark.parametrize("buffer_size", [1, 100])
 def test_oversize_record_fails_naming_stream_and_line_and_nothing_after_it_is_acknowledged(buffer_size: int) -> None:
     """A record over 1 MiB as a Kinesis record fails naming its stream and line; records after it are never sent
-    and states after it never emitted (with bufferSize 1 the earlier record and its state still go out)."""
+    and states after it never emitted, while the record before it and its state still go out."""
     h = Harness(FakeKinesisClient(), buffer_size=buffer_size)
     big = rec(B, "big", pad=MAX_RECORD_BYTES)
     error = _fails(h, lines(rec(B, "b1"), sstate(B, 1), big, sstate(B, 2), rec(B, "b2"), sstate(B, 3)),
                    "system_error")
     assert re.search(r"\bline 3\b", error.message) and "'ns.b'" in error.message
     assert str(MAX_RECORD_BYTES) in error.message
-    sent = [tag_of(d) for d in h.client.sent_data]
-    assert "big" not in sent and "b2" not in sent
-    if buffer_size == 1:
-        assert sent == ["b1"] and h.ids == [1]
-    else:
-        assert sent == [] and h.ids == []
+    assert [tag_of(d) for d in h.client.sent_data] == ["b1"] and h.ids == [1]
 
 
 def test_record_of_exactly_the_size_limit_is_written() -> None:
@@ -411,9 +417,9 @@ def test_in_flight_calls_are_bounded_and_reading_pauses_while_they_are_held() ->
     go through, everything is written and every state comes out, in order, with its count."""
     gate = threading.Event()
     client = FakeKinesisClient(gate=gate)
-    h = Harness(client, buffer_size=10, max_in_flight=3)
+    h = Harness(client, buffer_size=10, max_in_flight=3, max_queued_bytes=20_000)
     items = []
-    for i in range(4000):
+    for i in range(8000):
         items.append(rec(A, f"a{i}", pad=1000))
         if (i + 1) % 100 == 0:
             items.append(sstate(A, (i + 1) // 100))
@@ -439,13 +445,14 @@ def test_in_flight_calls_are_bounded_and_reading_pauses_while_they_are_held() ->
     thread.join(30)
     assert not thread.is_alive() and errors == []
     line_bytes = len(items[0]) + 1
-    # The pipe, one read of the writer's, and its batches: 3 in flight, 1 waiting to be submitted, 1 open.
-    bound = progress["pipe"] + CHUNK_BYTES + 5 * 10 * line_bytes
+    # The pipe, the reads the writer made until the queued entries passed their cap (one read past it at most),
+    # and its batches: 3 in flight, 1 open.
+    bound = progress["pipe"] + CHUNK_BYTES + 20_000 + 4 * 10 * line_bytes
     assert written < len(data) // 3 and written <= bound, (written, bound, len(data))
     assert held == (3, 3, [])
     assert client.max_concurrent == 3
-    assert sorted(tag_of(d) for d in client.sent_data) == sorted(f"a{i}" for i in range(4000))
-    assert h.ids == list(range(1, 41))
+    assert sorted(tag_of(d) for d in client.sent_data) == sorted(f"a{i}" for i in range(8000))
+    assert h.ids == list(range(1, 81))
     assert {record_count(line) for line in h.emitted} == {100}
 
 
@@ -475,16 +482,17 @@ def test_out_of_order_completions_release_states_in_input_order(monkeypatch: pyt
 
     log: list[tuple[str, Any]] = []
     h = Harness(FakeKinesisClient(default=respond, log=log), buffer_size=2, max_in_flight=4)
-    collect = h.sender.completions
+    collect = h.dispatcher.sender.completions
 
-    def recording_completions() -> list[tuple[Batch, Future[SendStats]]]:
+    def recording_completions() -> list[tuple[Call, Future[Results]]]:
         done = collect()
-        completed.extend(sorted(tag_of(decode_entry(entry)["Data"]) for entry in batch.entries) for batch, _ in done)
+        completed.extend(sorted(tag_of(decode_entry(entry)["Data"]) for part in call.parts
+                                for entry in part.chunk.entries) for call, _ in done)
         if {tag for tags in completed for tag in tags} >= later_tags:
             later_collected.set()
         return done
 
-    monkeypatch.setattr(h.sender, "completions", recording_completions)
+    monkeypatch.setattr(h.dispatcher.sender, "completions", recording_completions)
     h.run(lines(*OUT_OF_ORDER_INPUT))
     assert completed[-1] == ["a1", "a2"] and len(completed) >= 4, completed
     assert h.ids == [1, 2, 3, 4, 5]
@@ -552,8 +560,8 @@ def test_sync_completes_through_throttling_with_the_limit_lowered(throttle: Any)
     log: list[tuple[str, Any]] = []
     h = Harness(FakeKinesisClient([throttle] * THROTTLED_CALLS, log=log), buffer_size=1, max_in_flight=4)
     h.run(lines(*items))
-    assert h.sender.pressure.decreases >= 1
-    assert sum(t.throttled for t in h.writer.progress.streams.values()) == THROTTLED_CALLS
+    assert h.dispatcher.pressure.decreases >= 1
+    assert sum(t.throttled for t in h.progress.streams.values()) == THROTTLED_CALLS
     assert h.ids == [1, 2, 3, 4, 5, 6]
     _assert_each_state_follows_its_records(log, items)
 
@@ -564,8 +572,8 @@ def test_writer_keeps_within_the_lowered_limit() -> None:
     gate = threading.Event()
     client = FakeKinesisClient(gate=gate)
     h = Harness(client, buffer_size=1, max_in_flight=4)
-    h.sender.pressure.throttled("s")
-    assert h.sender.limit == 2
+    h.dispatcher.pressure.throttled("s")
+    assert h.dispatcher.limit == 2
     thread, errors = _run_in_thread(h, lines(*(rec(A, f"a{i}") for i in range(10)), sstate(A, 1)))
     try:
         assert client.entered.acquire(timeout=10) and client.entered.acquire(timeout=10)
