@@ -92,6 +92,14 @@ def _http_status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
+def is_denied(exc: BaseException) -> bool:
+    """True for a refusal of the call itself (IAM), also when an endpoint answers HTTP 403 with an unknown code."""
+    if not isinstance(exc, ClientError):
+        return False
+    kind = CODES.get(error_code(exc) or "")
+    return kind is PERMISSION or (kind is None and _http_status(exc) == 403)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True for errors that a later attempt of the same call may not see: throttling, 5xx, timeouts, connections."""
     if isinstance(exc, ClientError):

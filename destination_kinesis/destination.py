@@ -15,6 +15,7 @@ from destination_kinesis import aws_errors
 from destination_kinesis.client import aws_session, kinesis_client, resolve_region
 from destination_kinesis.config import KinesisConfig, parse_config
 from destination_kinesis.errors import ConnectorError, config_error, system_error
+from destination_kinesis.shardmap import listing_refused
 from destination_kinesis.streams import check_stream, new_streams
 
 T = TypeVar("T")
@@ -32,13 +33,13 @@ class DestinationKinesis(Destination):
         except ConnectorError as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
         try:
-            _check_aws(parsed)
+            warning = _check_aws(parsed)
         except ConnectorError as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=f"{exc.message}{_region_hint(parsed)}")
         except Exception as exc:  # a bug: still a status, not a crash
             message = f"Unexpected error: {aws_errors.describe(exc)}"
             return AirbyteConnectionStatus(status=Status.FAILED, message=message)
-        return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+        return AirbyteConnectionStatus(status=Status.SUCCEEDED, message=warning)
 
     def write(self, config: Mapping[str, Any], configured_catalog: ConfiguredAirbyteCatalog,
               input_messages: Iterable[AirbyteMessage]) -> Iterable[AirbyteMessage]:
@@ -47,20 +48,27 @@ class DestinationKinesis(Destination):
         raise system_error("destination-kinesis writes only through its command line (destination-kinesis write).")
 
 
-def _check_aws(config: KinesisConfig) -> None:
-    """Raise a traced exception saying what failed and what to do; return when the sync can start."""
+def _check_aws(config: KinesisConfig) -> str | None:
+    """Raise a traced exception saying what failed and what to do; return when the sync can start, with a warning
+    about what it cannot do (pace its writes per shard, when the credentials may not list shards), if anything."""
     logger = logging.getLogger("airbyte")
     session = aws_session(config)
     client = kinesis_client(session)
     _aws_call(f"list Kinesis streams in region '{session.region}'", lambda: client.list_streams(Limit=1))
     fixed = config.name_template.fixed_name
+    refused = _aws_call("list the shards of a Kinesis stream", lambda: listing_refused(client, fixed))
+    warning = None if refused is None else (
+        f"Warning: these credentials may not list the shards of the streams ({refused}) The sync will write without "
+        "pacing its writes per shard, slowing down only when Kinesis throttles. Grant kinesis:ListShards (or "
+        "kinesis:DescribeStream) on the streams to pace them.")
     if fixed is None:
-        return
+        return warning
     new = new_streams(config)
     problem = _aws_call(f"describe Kinesis stream '{fixed}'", lambda: check_stream(client, fixed, new))
     if problem:
         raise config_error(problem)
     logger.info("Every Airbyte stream goes to the Kinesis stream '%s', which exists or is created by the sync.", fixed)
+    return warning
 
 
 def _aws_call(action: str, call: Callable[[], T]) -> T:

@@ -26,9 +26,8 @@ HASH_KEY_BYTES = 16
 MAX_HASH_KEY = (1 << 128) - 1
 #: Shards asked for per ListShards page (the API's maximum is 10,000; 1,000 keeps answers small).
 LIST_SHARDS_PAGE = 1000
-#: Errors that mean "this call is not allowed or not offered here": try another call, or write without a map.
-_NOT_ALLOWED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation",
-                          "UnknownOperationException", "InvalidAction"})
+#: Errors of an endpoint that does not offer a call: like a refusal, try another call, or write without a map.
+_NOT_OFFERED = frozenset({"UnknownOperationException", "InvalidAction"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +91,45 @@ def load_shard_map(client: Any, stream_name: str) -> ShardMap:
     try:
         return ShardMap(list(_open_shards(_list_shards(client, stream_name))))
     except Exception as exc:
-        if aws_errors.error_code(exc) not in _NOT_ALLOWED:
+        if not _refused(exc):
             raise
         first = exc
     try:
         return ShardMap(list(_open_shards(_describe_shards(client, stream_name))))
     except Exception as exc:
-        if aws_errors.error_code(exc) not in _NOT_ALLOWED:
+        if not _refused(exc):
             raise
         raise ShardsNotListed(f"{aws_errors.describe(first)} {aws_errors.describe(exc)}") from None
+
+
+#: A stream name nobody uses: probing with it tells a missing permission (AccessDenied) from a present one
+#: (ResourceNotFound) without needing a stream.
+_PROBE_NAME = "destination-kinesis-permission-probe-9f3c1e7a"
+
+
+def listing_refused(client: Any, stream_name: str | None) -> str | None:
+    """Why the sync could not read shard maps with these credentials (neither ListShards nor DescribeStream is
+    allowed), or None when it can. Asks about ``stream_name``, or about a stream that does not exist when None.
+    Errors other than a refusal or a missing stream are raised."""
+    name = stream_name or _PROBE_NAME
+    refusals = []
+    for call in (lambda: client.list_shards(StreamName=name, MaxResults=1),
+                 lambda: client.describe_stream(StreamName=name, Limit=1)):
+        try:
+            call()
+            return None
+        except Exception as exc:
+            code = aws_errors.error_code(exc)
+            if code == "ResourceNotFoundException":
+                return None
+            if not _refused(exc):
+                raise
+            refusals.append(aws_errors.describe(exc))
+    return " ".join(refusals)
+
+
+def _refused(exc: BaseException) -> bool:
+    return aws_errors.is_denied(exc) or aws_errors.error_code(exc) in _NOT_OFFERED
 
 
 def _list_shards(client: Any, stream_name: str) -> Iterator[dict[str, Any]]:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
+
 from destination_kinesis import aws_errors
 from destination_kinesis.config import KinesisConfig
 from destination_kinesis.errors import ConnectorError, config_error, transient_error
@@ -17,6 +19,9 @@ from destination_kinesis.limits import MAX_RECORD_BYTES
 logger = logging.getLogger("airbyte")
 
 DEFAULT_READY_TIMEOUT_SECONDS = 300.0
+#: An endpoint that has answered no call at all for this long fails the sync: it is most likely wrong (a typo, a
+#: closed port, no route), and waiting out the whole ready timeout would only hide that.
+NEVER_ANSWERED_SECONDS = 60.0
 _WRITABLE = ("ACTIVE", "UPDATING")
 _FIRST_POLL_SECONDS = 0.1
 _MAX_POLL_SECONDS = 2.0
@@ -125,6 +130,11 @@ def check_stream(client: Any, name: str, new: NewStreams | None) -> str | None:
     return new.problem(name)
 
 
+def _endpoint(client: Any) -> str:
+    """The client's endpoint URL, for messages."""
+    return str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "of the region")
+
+
 def ensure_streams(
     client: Any,
     names: Sequence[str],
@@ -138,9 +148,12 @@ def ensure_streams(
     LimitExceeded (at most 5 streams may be CREATING at once) and throttled describes are retried. With ``new``
     None (createStreams off) nothing is created: missing streams, and streams being deleted, raise one config error
     naming every one of them, after one describe of each. Raises a config error when a stream cannot be created
-    or a call is refused, and a transient error when ``timeout`` seconds pass before every stream is writable.
+    or a call is refused, or when the endpoint has answered nothing at all for :data:`NEVER_ANSWERED_SECONDS` (it
+    is most likely wrong), and a transient error when ``timeout`` seconds pass before every stream is writable.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    answered = False  # the endpoint answered a call (an error answer too)
     pending = list(dict.fromkeys(names))
     created: set[str] = set()
     ready: dict[str, StreamInfo] = {}
@@ -152,6 +165,7 @@ def ensure_streams(
         for name in pending:
             try:
                 summary = describe_summary(client, name)
+                answered = True
                 status = None if summary is None else str(summary["StreamStatus"])
                 if summary is not None and status in _WRITABLE:
                     ready[name] = StreamInfo(name in created, max_record_bytes(summary))
@@ -170,6 +184,11 @@ def ensure_streams(
             except Exception as exc:
                 if not aws_errors.is_retryable(exc):
                     raise aws_errors.traced(exc, f"create or describe Kinesis stream '{name}'") from None
+                answered = answered or isinstance(exc, ClientError)
+                if not answered and time.monotonic() - started >= NEVER_ANSWERED_SECONDS:
+                    raise config_error(f"The Kinesis endpoint {_endpoint(client)} has not answered any call for "
+                                       f"{time.monotonic() - started:.0f} s ({aws_errors.describe(exc)}) Check the "
+                                       "endpoint, the region and the network.", internal=repr(exc)) from None
                 status = aws_errors.describe(exc)
                 if status not in problems_logged:
                     problems_logged.add(status)

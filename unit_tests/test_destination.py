@@ -199,6 +199,21 @@ def test_check_with_placeholders_describes_no_stream(streams_fake: FakeStreamsCl
     assert status.status == Status.SUCCEEDED, status.message
 
 
+def test_check_succeeds_with_a_warning_when_shards_may_not_be_listed(streams_fake: FakeStreamsClient,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that may write but not list shards: the sync can run (unpaced), so check succeeds, and its message
+    says what is missing."""
+    def refused(**request: Any) -> Any:
+        raise client_error("AccessDeniedException", operation="ListShards")
+
+    monkeypatch.setattr(streams_fake, "list_shards", refused, raising=False)
+    monkeypatch.setattr(streams_fake, "describe_stream", refused, raising=False)
+    status = DestinationKinesis().check(LOGGER, CONFIG)
+    assert status.status == Status.SUCCEEDED
+    assert status.message is not None and "may not list the shards" in status.message
+    assert "kinesis:ListShards" in status.message and "without pacing" in status.message
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # write_sync: template, createStreams, stream options, record size and retry time handed on
 # --------------------------------------------------------------------------------------------------------------------

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import random
 from typing import Any
 
 import pytest
 
-from destination_kinesis.shardmap import MAX_HASH_KEY, Shard, ShardMap, ShardsNotListed, hash_key, load_shard_map
+from destination_kinesis.shardmap import (
+    MAX_HASH_KEY,
+    Shard,
+    ShardMap,
+    ShardsNotListed,
+    hash_key,
+    listing_refused,
+    load_shard_map,
+)
 from unit_tests.conftest import client_error
 
 
@@ -124,3 +133,33 @@ def test_other_errors_are_raised() -> None:
 
     with pytest.raises(Exception, match="ResourceNotFoundException"):
         load_shard_map(Failing([]), "orders")
+
+
+def test_listing_refused_is_none_when_either_call_is_allowed_or_the_stream_is_missing() -> None:
+    shards = [described(shard) for shard in even_shards(2)]
+    assert listing_refused(ShardsClient(shards), "orders") is None
+    assert listing_refused(ShardsClient(shards, refuse=("ListShards",)), "orders") is None
+
+    class Missing(ShardsClient):
+        def list_shards(self, **request: Any) -> dict[str, Any]:
+            raise client_error("ResourceNotFoundException", operation="ListShards")
+
+    assert listing_refused(Missing([]), None) is None
+
+
+def test_listing_refused_names_both_refusals_and_asks_about_a_stream_that_cannot_exist() -> None:
+    client = ShardsClient([], refuse=("ListShards", "DescribeStream"))
+    refused = listing_refused(client, None)
+    assert refused is not None and refused.count("AccessDeniedException") == 2
+    (name,) = {request["StreamName"] for _, request in client.calls}
+    assert re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", name) and "probe" in name
+
+
+def test_a_403_without_a_known_code_is_a_refusal() -> None:
+    """Some endpoints answer a denied call with HTTP 403 and a body botocore cannot read (moto's XML)."""
+    class Forbidden(ShardsClient):
+        def list_shards(self, **request: Any) -> dict[str, Any]:
+            raise client_error("403", status=403, operation="ListShards")
+
+    with pytest.raises(ShardsNotListed):
+        load_shard_map(Forbidden([], refuse=("DescribeStream",)), "orders")

@@ -201,6 +201,28 @@ def test_unreachable_endpoint_until_the_timeout_names_the_real_problem(monkeypat
     assert len(warnings) == 1 and "'s'" in warnings[0]
 
 
+def test_an_endpoint_that_never_answers_fails_within_a_minute_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not one answer for NEVER_ANSWERED_SECONDS: a config error naming the endpoint, long before the 5 minutes."""
+    clock = FakeClock()
+    monkeypatch.setattr(streams, "time", clock)
+    client = FakeAdminClient({"s": [EndpointConnectionError(endpoint_url="https://kinesis.invalid")]})
+    client.meta = type("Meta", (), {"endpoint_url": "https://kinesis.invalid"})()  # type: ignore[attr-defined]
+    with pytest.raises(ConnectorError) as caught:
+        ensure_streams(client, ["s"], NewStreams(shard_count=1), timeout=300.0, sleep=clock.sleep)
+    assert caught.value.failure_type == "config_error"
+    assert "https://kinesis.invalid has not answered any call" in caught.value.message
+    assert streams.NEVER_ANSWERED_SECONDS <= clock.now - 1000.0 <= streams.NEVER_ANSWERED_SECONDS + 2
+
+
+def test_once_the_endpoint_has_answered_its_outages_get_the_whole_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(streams, "time", clock)
+    client = FakeAdminClient({"s": [None, *[EndpointConnectionError(endpoint_url="https://kinesis.invalid")] * 200]})
+    with pytest.raises(ConnectorError) as caught:
+        ensure_streams(client, ["s"], NewStreams(shard_count=1), timeout=120.0, sleep=clock.sleep)
+    assert caught.value.failure_type == "transient_error" and "within 120 s" in caught.value.message
+
+
 def test_stream_ready_just_before_the_deadline_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream that becomes ACTIVE on the last poll within the timeout is ready, not timed out."""
     clock = FakeClock()
