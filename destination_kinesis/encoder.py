@@ -275,11 +275,6 @@ def key_text(values: list[Any]) -> str:
     return text
 
 
-def hash_key(partition_key: bytes) -> int:
-    """The hash key Kinesis derives from a partition key (UTF-8): its MD5 as a 128-bit big-endian integer."""
-    return int.from_bytes(hashlib.md5(partition_key).digest(), "big")
-
-
 def _has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")

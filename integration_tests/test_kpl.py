@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from destination_kinesis.aggregation import Aggregate
-from destination_kinesis.encoder import hash_key as connector_hash_key
+from destination_kinesis.shardmap import hash_key as connector_hash_key
 
 from .kinesis_emulator import Emulator, kinesis_client
 from .kpl import (

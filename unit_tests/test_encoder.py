@@ -23,7 +23,6 @@ from destination_kinesis.encoder import (
     Encoder,
     KeyRule,
     Partitioner,
-    hash_key,
     key_text,
     new_ids,
     payload,
@@ -339,9 +338,3 @@ def test_exact_path_key_ignores_json_whitespace() -> None:
     spaced = _record('{ "b" : [ 1 , 2 ] , "a" : 123456789012345678901234567890 }')
     assert spaced.raw_data is not None
     assert rule.key(spaced, AB_ID) == b"123456789012345678901234567890,[1,2]"
-
-
-def test_hash_key_is_the_md5_as_a_big_endian_integer() -> None:
-    """The published MD5s of "" and "a", read most significant byte first, as Kinesis places records by them."""
-    assert hash_key(b"") == 0xD41D8CD98F00B204E9800998ECF8427E
-    assert hash_key(b"a") == 0x0CC175B9C0F1B6A831C399E269772661

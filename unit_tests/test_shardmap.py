@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import random
+import re
 from typing import Any
 
 import pytest
@@ -65,6 +65,12 @@ class ShardsClient:
         start = ids.index(request["ExclusiveStartShardId"]) + 1 if "ExclusiveStartShardId" in request else 0
         page = self.shards[start:start + self.page]
         return {"StreamDescription": {"Shards": page, "HasMoreShards": start + self.page < len(self.shards)}}
+
+
+def test_hash_key_is_the_md5_as_a_big_endian_integer() -> None:
+    """The published MD5s of "" and "a", read most significant byte first, as Kinesis places records by them."""
+    assert hash_key(b"") == 0xD41D8CD98F00B204E9800998ECF8427E
+    assert hash_key(b"a") == 0x0CC175B9C0F1B6A831C399E269772661
 
 
 def test_a_key_goes_to_the_shard_whose_range_holds_the_md5_of_its_utf8() -> None:
