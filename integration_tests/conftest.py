@@ -6,6 +6,7 @@ messages) and :mod:`.readback` (what Kinesis holds, checked against the input).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,21 @@ def sync(kinesalite: Emulator, tmp_path: Path) -> Sync:
 IMAGE_TAG = "airbyte/destination-kinesis:dev-test"
 DOCKER_API_TIMEOUT_S = 30  # each API call; an engine that does not answer in this time counts as none
 DOCKER_BUILD_TIMEOUT_S = 900
+# scripts/image sets these: the tag of the image it built on its own engine (DOCKER_HOST names that engine), or why
+# it could not install or start an engine.
+IMAGE_VARIABLE = "DESTINATION_KINESIS_IMAGE"
+NO_ENGINE_VARIABLE = "DESTINATION_KINESIS_NO_ENGINE"
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
-    """A docker SDK client whose engine answers a ping. Without one, every test that needs it is skipped, with the
-    reason; that a ``docker`` command is installed is not enough (here the client is, and no daemon runs)."""
+    """A docker SDK client whose engine answers a ping (DOCKER_HOST's, else the default socket's).
+
+    Under scripts/image the engine must answer: a failure is a failure. Elsewhere, and when scripts/image could not
+    install or start an engine, every test that needs one is skipped with the reason; that a ``docker`` command is
+    installed is not enough."""
+    if os.environ.get(NO_ENGINE_VARIABLE):
+        pytest.skip(f"scripts/image could not install or start a Docker engine: {os.environ[NO_ENGINE_VARIABLE]}")
     try:
         client = docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
         client.ping()
@@ -108,15 +118,22 @@ def docker_client() -> Iterator[Any]:
         reason = f"no Docker engine answers ({error})"
     else:
         reason = ""
+    if reason and os.environ.get(IMAGE_VARIABLE):
+        pytest.fail(f"{reason}, though scripts/image started one at {os.environ.get('DOCKER_HOST')}", pytrace=False)
     if reason:  # outside the except block, so the report shows only the reason
-        pytest.skip(reason)
+        pytest.skip(f"{reason}; scripts/image runs these tests on an engine of its own")
     yield client
     client.close()
 
 
 @pytest.fixture(scope="session")
 def connector_image(docker_client: Any) -> str:
-    """The image built from this repository's Dockerfile with the docker SDK (the classic builder), as IMAGE_TAG."""
+    """The image of this repository's Dockerfile: the one scripts/image built (DESTINATION_KINESIS_IMAGE), else one
+    built here with the docker SDK (the classic builder) as IMAGE_TAG, on an engine that can pull the base image."""
+    built = os.environ.get(IMAGE_VARIABLE)
+    if built:
+        docker_client.images.get(built)  # raises ImageNotFound, failing every test that needs it, if it is missing
+        return built
     try:
         docker_client.images.build(path=str(REPO_ROOT), tag=IMAGE_TAG, rm=True, forcerm=True,
                                    timeout=DOCKER_BUILD_TIMEOUT_S)

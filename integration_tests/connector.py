@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,10 +208,11 @@ class RunningConnector:
     """
 
     def __init__(self, args: list[str], stdin_bytes: bytes, keep_stdin_open: bool = False,
-                 on_message: Callable[[Message], None] | None = None):
-        if not CONNECTOR.exists():
+                 on_message: Callable[[Message], None] | None = None, command: Sequence[str] = ()):
+        """``command``, when given, runs instead of the console script, with ``args`` after it (a ``docker run``)."""
+        if not command and not CONNECTOR.exists():
             pytest.fail(f"{CONNECTOR} is missing: install the connector with `pip install -e .`", pytrace=False)
-        self.args = [str(CONNECTOR), *args]
+        self.args = [*(command or [str(CONNECTOR)]), *args]
         self.process = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
         self.started = time.monotonic()

@@ -2,7 +2,8 @@
 
 In process: ``check`` reports the declared status with exactly one CONNECTION_STATUS and no secret in its output,
 and each config matches the spec. The suite's Docker tests run against the image of this repository's Dockerfile
-when a Docker engine answers, and are skipped with that reason otherwise.
+(the one scripts/image builds on an engine of its own, which CI does) when a Docker engine answers, and are skipped
+with that reason otherwise.
 """
 
 from __future__ import annotations
@@ -54,5 +55,6 @@ class TestDestinationKinesis(DestinationTestSuiteBase):
         the image on the host's network instead."""
         if scenario.config_path == EMULATOR_CONFIG:
             pytest.skip("the emulator listens on the host's 127.0.0.1, which a container on Docker's default "
-                        "network cannot reach; test_docker_image.py checks this config in the image")
+                        "network (a bridge, or loopback only under scripts/image) cannot reach; test_docker_image.py "
+                        "checks this config in the image on the host's network")
         super().test_docker_image_build_and_check(scenario, connector_image_override, connector_base_image_override)
