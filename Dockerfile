@@ -3,8 +3,8 @@
 # environment, then the package's wheel (not an editable install) without resolving anything more; the final stage
 # copies only that environment and the entrypoint onto the same pinned base image and runs as its non-root user.
 # BASE_IMAGE must stay equal to connectorBuildOptions.baseImage in metadata.yaml (unit_tests/test_dockerfile.py checks).
-# Only classic-builder instructions are used (no RUN --mount, COPY --chmod or heredocs), so BuildKit, the classic
-# builder and the docker Python SDK that integration_tests/test_docker_image.py uses all build it the same way.
+# Only classic-builder instructions are used (no RUN --mount, COPY --chmod or heredocs), so BuildKit and the classic
+# builder (which scripts/image and the docker Python SDK of integration_tests/conftest.py use) build it the same way.
 ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473649ecb593f56f58e5d0096a87ee0b231777e2e3e73
 
 FROM ${BASE_IMAGE} AS builder
