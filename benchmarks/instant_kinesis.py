@@ -14,11 +14,12 @@ Signatures are not checked; nothing is stored; sequence numbers are not unique.
 
 Speed: the endpoint must stay far faster than the client it measures. A one-shard stream needs no routing (a
 prebuilt answer per entry count, entries counted by their ``"PartitionKey"``: Data is base64, so that text occurs
-nowhere else). Otherwise the keys are cut from the body by one regular expression, hashed by CPython's own MD5 (about
-half the cost of OpenSSL's for keys this short), and the first two bytes of each digest pick the shard's prebuilt
-result from a table; only the prefixes a shard boundary splits (none when the shard count is a power of two up to
-65,536) take the 128-bit division. A body with an ExplicitHashKey or a JSON escape (a backslash: base64 has none)
-is parsed as JSON instead, which is exact for any key and several times slower.
+nowhere else). Otherwise the keys are cut from the body by one regular expression and hashed by CPython's own MD5
+(about half the cost of OpenSSL's for keys this short); the first byte of each digest picks the shard's prebuilt
+result from a table, or its first two bytes where a shard boundary falls within that byte (more than 256 shards, or a
+count that is not a power of two), and only the prefixes a boundary cuts take the 128-bit division. A call with an
+ExplicitHashKey, or with a key holding a JSON escape, is parsed as JSON instead: exact for any key, several times
+slower.
 """
 
 from __future__ import annotations
@@ -52,13 +53,24 @@ class Shards:
         self.width = (MAX_HASH_KEY + 1) // count
         self.results = [b'{"SequenceNumber":"%d","ShardId":"%s"}' % (_SEQUENCE_BASE, shard_id(i).encode())
                         for i in range(count)]
+        # A digest's first byte, else its first two, decide its shard when no boundary falls inside that prefix.
+        self.by_byte: list[bytes | None] = [None] * 256
         self.by_prefix: dict[bytes, bytes] = {}
-        if count > 1:
-            span = 1 << (128 - _PREFIX_BITS)
-            for prefix in range(1 << _PREFIX_BITS):
-                first, last = self.index(prefix * span), self.index((prefix + 1) * span - 1)
-                if first == last:
-                    self.by_prefix[prefix.to_bytes(_PREFIX_BITS // 8, "big")] = self.results[first]
+        for byte in range(256 if count > 1 else 0):
+            shard = self._only_shard(byte, 8)
+            if shard is not None:
+                self.by_byte[byte] = self.results[shard]
+                continue
+            for prefix in range(byte << 8, (byte + 1) << 8):
+                shard = self._only_shard(prefix, 16)
+                if shard is not None:
+                    self.by_prefix[prefix.to_bytes(2, "big")] = self.results[shard]
+
+    def _only_shard(self, prefix: int, bits: int) -> int | None:
+        """The shard holding every hash key that begins with these ``bits`` bits, or None when a boundary cuts it."""
+        span = 1 << (128 - bits)
+        first, last = self.index(prefix * span), self.index((prefix + 1) * span - 1)
+        return first if first == last else None
 
     def index(self, hash_key: int) -> int:
         return min(hash_key // self.width, self.count - 1)
@@ -72,8 +84,9 @@ class Shards:
         # A key with an escape holds a backslash before the quote the expression stops at.
         if b"\\" in b"".join(keys) or body.find(b'"ExplicitHashKey"', 0, end) >= 0:
             return None
-        by_prefix, exact = self.by_prefix, self.exact
-        return [by_prefix.get(digest[:2]) or exact(digest) for digest in [md5(key).digest() for key in keys]]
+        by_byte, by_prefix, exact = self.by_byte, self.by_prefix, self.exact
+        return [by_byte[digest[0]] or by_prefix.get(digest[:2]) or exact(digest)
+                for digest in [md5(key).digest() for key in keys]]
 
     def exact(self, digest: bytes) -> bytes:
         return self.results[self.index(int.from_bytes(digest, "big"))]
