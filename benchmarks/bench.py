@@ -1076,24 +1076,34 @@ def measure_limited(what: str, setup: Setup, inp: Input, args: argparse.Namespac
         if setup.keys == "hot":
             find_hot_shard_warning(result, proxy.limiter.counts(), watch.warnings, spawned)
         if splitter is not None:
-            open_now = proxy.limiter.open_shards(kinesis_name(0))
-            why = splitter.error or "the sync ended first"
-            result.split = (f"split at {splitter.split_at - spawned:.1f} s, {len(open_now)} open shards after"
-                            if splitter.split_at is not None else f"no split made: {why}")
+            result.split = split_note(splitter, len(proxy.limiter.open_shards(kinesis_name(0))), spawned)
         seen, result.misplaced = written_seqs(kinesalite.endpoint, inp)
         result.lost = seen.count(0)
         result.duplicates = sum(count - 1 for count in seen if count > 1)
-        problems = [f"exit code {timed.returncode}: {watch.trace or err_path.read_text(errors='replace')[-300:]}"
-                    if timed.returncode else "",
-                    f"{result.lost} lost" if result.lost else "",
-                    f"{result.misplaced} in the wrong stream" if result.misplaced else "",
-                    f"{result.states} of {result.states_expected} states" if result.states != result.states_expected
-                    else "",
-                    f"{result.early_states} states before their records" if result.early_states else ""]
-        result.failure = "; ".join(problem for problem in problems if problem)
+        exit_problem = (f"exit code {timed.returncode}: {watch.trace or err_path.read_text(errors='replace')[-300:]}"
+                        if timed.returncode else "")
+        result.failure = limited_failure(result, exit_problem)
     finally:
         kinesalite.stop()
     return result
+
+
+def split_note(splitter: Splitter, open_shards: int, spawned: float) -> str:
+    """When the split was made (seconds after the connector started) and the open shards after, or why not."""
+    if splitter.split_at is None:
+        return f"no split made: {splitter.error or 'the sync ended first'}"
+    return f"split at {splitter.split_at - spawned:.1f} s, {open_shards} open shards after"
+
+
+def limited_failure(result: Limited, exit_problem: str) -> str:
+    """What went wrong in a shard-limited run, "" when nothing did."""
+    problems = [exit_problem,
+                f"{result.lost} lost" if result.lost else "",
+                f"{result.misplaced} in the wrong stream" if result.misplaced else "",
+                f"{result.states} of {result.states_expected} states" if result.states != result.states_expected
+                else "",
+                f"{result.early_states} states before their records" if result.early_states else ""]
+    return "; ".join(problem for problem in problems if problem)
 
 
 def count_limits(result: Limited, counts: dict[str, StreamCounts]) -> None:
@@ -1300,6 +1310,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def report_all(args: argparse.Namespace, limited_mode: bool, limited: list[Limited], results: list[Result],
+               targets: list[tuple], loads: tuple[float, float]) -> None:
+    """Print every table: the shard-limited runs or the settings line, the other runs with their ratios, the
+    targets; ``loads`` is the load average before and after."""
+    load_before, load_after = loads
+    if limited_mode:
+        print(f"\nshard-limited: AWS's per-shard limits (1,000 records/s, 1 MiB/s, 1 s of burst) enforced by the fault "
+              f"proxy in front of kinesalite; {os.cpu_count()} CPUs, load average {load_before:.2f} before, "
+              f"{load_after:.2f} after")
+        print(LIMITED_HEADER)
+        print("\n".join(limited_row(r) for r in limited))
+        print()
+        print("\n".join(line for r in limited for line in limited_details(r)))
+    else:
+        print(f"\n{args.record_bytes}-byte records, {args.streams} stream(s), {args.shards} shards, bufferSize "
+              f"{args.buffer_size}; {os.cpu_count()} CPUs, load average {load_before:.2f} before, "
+              f"{load_after:.2f} after")
+    if results:
+        print()
+        print(HEADER)
+        print("\n".join(row(r) for r in results))
+        lines = ratios([r for r in results if r.records in (0, args.records) and r.state_every == args.state_every])
+        if lines:
+            print()
+            print("\n".join(lines))
+    if targets:
+        print()
+        print("\n".join(target_table(targets)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -1341,29 +1381,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     load_after = os.getloadavg()
 
-    if limited_mode:
-        print(f"\nshard-limited: AWS's per-shard limits (1,000 records/s, 1 MiB/s, 1 s of burst) enforced by the fault "
-              f"proxy in front of kinesalite; {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
-              f"{load_after[0]:.2f} after")
-        print(LIMITED_HEADER)
-        print("\n".join(limited_row(r) for r in limited))
-        print()
-        print("\n".join(line for r in limited for line in limited_details(r)))
-    else:
-        print(f"\n{args.record_bytes}-byte records, {args.streams} stream(s), {args.shards} shards, bufferSize "
-              f"{args.buffer_size}; {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
-              f"{load_after[0]:.2f} after")
-    if results:
-        print()
-        print(HEADER)
-        print("\n".join(row(r) for r in results))
-        lines = ratios([r for r in results if r.records in (0, args.records) and r.state_every == args.state_every])
-        if lines:
-            print()
-            print("\n".join(lines))
-    if targets:
-        print()
-        print("\n".join(target_table(targets)))
+    report_all(args, limited_mode, limited, results, targets, (load_before[0], load_after[0]))
     if args.json:
         args.json.write_text(json.dumps({
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

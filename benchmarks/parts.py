@@ -6,8 +6,9 @@ usage: .venv/bin/python benchmarks/parts.py [--records 1000000] [--record-bytes 
 The input is ``bench.py``'s (one stream, a state every ``--state-every`` records). The parts, each in one thread with
 nothing else of the connector running, its CPU read with ``time.thread_time`` (user + system):
 
-* reading: :class:`~destination_kinesis.writer.Writer` over the input file with a stand-in sender that acknowledges
-  each batch as it is submitted: reading stdin, splitting lines, decoding, envelopes and base64, batching, states.
+* reading: :class:`~destination_kinesis.writer.Writer` over the input file with a stand-in dispatcher that
+  acknowledges each batch as it is put: reading stdin, splitting lines, decoding, envelopes and base64, batching,
+  states.
 * PutRecords: ``--calls`` of the batches the reading part made, sent one after another through
   :class:`~destination_kinesis.putrecords.PutRecords` (botocore's signer and HTTP session) to ``bench.py``'s instant
   server; per record sent. The SHA-256 that SigV4 signing computes of each body is also timed apart (over the
@@ -31,9 +32,7 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import bench
@@ -42,56 +41,54 @@ from destination_kinesis.batcher import Batch, Batcher
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.client import aws_session, kinesis_client
 from destination_kinesis.config import parse_config
-from destination_kinesis.pressure import Pressure
+from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import PutRecords
 from destination_kinesis.route import Route
-from destination_kinesis.sender import SendStats
 from destination_kinesis.writer import Writer
 
 
 class AckAtOnce:
-    """Stands in for :class:`~destination_kinesis.sender.Sender`: every batch is accepted as it is submitted, so
-    no other thread runs. The first ``keep`` batches are kept for the PutRecords part."""
+    """Stands in for :class:`~destination_kinesis.dispatcher.Dispatcher`: every batch is acknowledged as it is put,
+    so no other thread runs. The first ``keep`` batches are kept for the PutRecords part."""
 
-    def __init__(self, keep: int):
+    idle = True
+    queued_bytes = 0
+
+    def __init__(self, keep: int, checkpoint: Checkpoint):
         self._keep = keep
+        self._checkpoint = checkpoint
         self.kept: list[Batch] = []
-        self._done: list[tuple[Batch, Future[SendStats]]] = []
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self.pressure = Pressure(1)
-        self.abort = threading.Event()
-        self.in_flight = 0
-        self.limit = 1 << 30
+        self.sender = NoSender()
 
-    @property
-    def wake_fd(self) -> int:
-        return self._wake_r
-
-    def submit(self, batch: Batch) -> None:
-        future: Future[SendStats] = Future()
-        future.set_result(SendStats(calls=1))
-        if not self._done:
-            os.write(self._wake_w, b"x")
-        self._done.append((batch, future))
-        self.in_flight += 1
+    def put(self, batch: Batch) -> None:
         if len(self.kept) < self._keep:
             self.kept.append(batch)
+        self._checkpoint.ack(batch.runs)
 
-    def completions(self) -> list[tuple[Batch, Future[SendStats]]]:
-        try:
-            os.read(self._wake_r, 64)
-        except BlockingIOError:
-            pass
-        done, self._done = self._done, []
-        self.in_flight -= len(done)
-        return done
+    def pump(self) -> None:
+        pass
+
+    def next_time(self) -> float | None:
+        return None
+
+    def collect(self, raise_errors: bool = True) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class NoSender:
+    """The stand-in dispatcher's sender: nothing is ever in flight, so its wake-up pipe is never written."""
+
+    def __init__(self) -> None:
+        self.wake_fd, self._wake_w = os.pipe()
 
     def shutdown(self) -> None:
         pass
 
     def close(self) -> None:
-        os.close(self._wake_r)
+        os.close(self.wake_fd)
         os.close(self._wake_w)
 
 
@@ -100,9 +97,10 @@ def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[floa
     key = (bench.NAMESPACE, bench.stream_name(0))
     states: list[int] = []
     checkpoint = Checkpoint([key], lambda lines: states.append(len(lines)))
-    sender = AckAtOnce(keep)
+    dispatcher = AckAtOnce(keep, checkpoint)
     routes = {key: Route(key, bench.kinesis_name(0), checkpoint.lane(key))}
-    writer = Writer(routes, Batcher(buffer_size, checkpoint), sender, checkpoint)  # type: ignore[arg-type]
+    progress = Progress([bench.kinesis_name(0)], time.monotonic())
+    writer = Writer(routes, Batcher(buffer_size, checkpoint), dispatcher, checkpoint, progress)  # type: ignore[arg-type]
     fd = os.open(inp.path, os.O_RDONLY)
     gc.freeze()  # as the connector does once its clients are built
     try:
@@ -115,7 +113,7 @@ def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[floa
     if (records, sum(states)) != (inp.records, inp.states):
         raise bench.BenchError(f"the reading part handled {records} records and {sum(states)} states, "
                                f"{inp.records} and {inp.states} expected")
-    return cpu, sender.kept
+    return cpu, dispatcher.kept
 
 
 def measure_calls(batches: list[Batch], config: Path) -> tuple[float, float, int]:
@@ -123,14 +121,15 @@ def measure_calls(batches: list[Batch], config: Path) -> tuple[float, float, int
     joined (each body but for its head and tail), and the entries sent."""
     session = aws_session(parse_config(json.loads(config.read_text())))
     put = PutRecords(kinesis_client(session, data_path=True))
-    put(batches[0].stream_name, batches[0].entries)  # the connection opened and the credentials read
+    # The Records array of each call, its entries closed as a stream of one shard closes them.
+    bodies = [b"},".join(batch.entries) + b"}" for batch in batches]
+    put(batches[0].stream_name, bodies[0], len(batches[0].entries))  # the connection opened, the credentials read
     call_cpu = 0.0
-    for batch in batches:
+    for batch, body in zip(batches, bodies, strict=True):
         started = time.thread_time()
-        if put(batch.stream_name, batch.entries) is not None:
+        if put(batch.stream_name, body, len(batch.entries)) is not None:
             raise bench.BenchError("the instant server did not accept every entry")
         call_cpu += time.thread_time() - started
-    bodies = [b",".join(batch.entries) for batch in batches]
     started = time.thread_time()
     for body in bodies:
         hashlib.sha256(body).hexdigest()
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.records, args.state_every, args.calls) < 1 or not 1 <= args.buffer_size <= 500:
         parser.error("counts must be at least 1 and --buffer-size 1 to 500")
     # What bench.measure_sync reads of its arguments.
-    args.shards, args.timeout, args.baseline = 4, 3600.0, bench.BASELINE
+    args.shards, args.timeout, args.baseline, args.connector_config = 4, 3600.0, bench.BASELINE, {}
 
     workdir = Path(tempfile.mkdtemp(prefix="parts-"))
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import md5
 from typing import Any
@@ -113,8 +113,9 @@ def listing_refused(client: Any, stream_name: str | None) -> str | None:
     Errors other than a refusal or a missing stream are raised."""
     name = stream_name or _PROBE_NAME
     refusals = []
-    for call in (lambda: client.list_shards(StreamName=name, MaxResults=1),
-                 lambda: client.describe_stream(StreamName=name, Limit=1)):
+    calls: tuple[Callable[[], object], ...] = (lambda: client.list_shards(StreamName=name, MaxResults=1),
+                                                lambda: client.describe_stream(StreamName=name, Limit=1))
+    for call in calls:
         try:
             call()
             return None

@@ -151,60 +151,83 @@ def ensure_streams(
     or a call is refused, or when the endpoint has answered nothing at all for :data:`NEVER_ANSWERED_SECONDS` (it
     is most likely wrong), and a transient error when ``timeout`` seconds pass before every stream is writable.
     """
-    started = time.monotonic()
-    deadline = started + timeout
-    answered = False  # the endpoint answered a call (an error answer too)
+    deadline = time.monotonic() + timeout
     pending = list(dict.fromkeys(names))
-    created: set[str] = set()
-    ready: dict[str, StreamInfo] = {}
-    problems_logged: set[str] = set()
+    readiness = _Readiness(client, new, deadline)
     poll = _FIRST_POLL_SECONDS
     while True:
-        waiting = []
-        missing = []
-        for name in pending:
-            try:
-                summary = describe_summary(client, name)
-                answered = True
-                status = None if summary is None else str(summary["StreamStatus"])
-                if summary is not None and status in _WRITABLE:
-                    ready[name] = StreamInfo(name in created, max_record_bytes(summary))
-                    if name not in created and new is not None:
-                        _warn_if_shards_differ(name, summary, new)
-                elif new is None:
-                    if status in (None, "DELETING"):
-                        missing.append(name)
-                        continue
-                elif status is None:
-                    new.create(client, name)
-                    created.add(name)
-                    status = "CREATING"
-            except ConnectorError:
-                raise
-            except Exception as exc:
-                if not aws_errors.is_retryable(exc):
-                    raise aws_errors.traced(exc, f"create or describe Kinesis stream '{name}'") from None
-                answered = answered or isinstance(exc, ClientError)
-                if not answered and time.monotonic() - started >= NEVER_ANSWERED_SECONDS:
-                    raise config_error(f"The Kinesis endpoint {_endpoint(client)} has not answered any call for "
-                                       f"{time.monotonic() - started:.0f} s ({aws_errors.describe(exc)}) Check the "
-                                       "endpoint, the region and the network.", internal=repr(exc)) from None
-                status = aws_errors.describe(exc)
-                if status not in problems_logged:
-                    problems_logged.add(status)
-                    logger.warning("Kinesis stream '%s' is not ready yet: %s Retrying for up to %.0f s.",
-                                   name, status, max(0.0, deadline - time.monotonic()))
-            if status not in _WRITABLE:
-                waiting.append((name, status))
+        statuses = {name: readiness.look(name) for name in pending}
+        missing = [name for name, status in statuses.items() if status == _MISSING]
         if missing:
             listed = ", ".join(f"'{name}'" for name in missing)
             raise config_error(f"createStreams is off and these Kinesis streams do not exist (or are being deleted): "
                                f"{listed}. Create them, or turn createStreams on.")
+        waiting = [(name, status) for name, status in statuses.items() if status not in _WRITABLE]
         if not waiting:
-            return {name: ready[name] for name in dict.fromkeys(names)}
+            return {name: readiness.ready[name] for name in dict.fromkeys(names)}
         if time.monotonic() + poll > deadline:
             states = "; ".join(f"'{name}': {status}" for name, status in waiting)
             raise transient_error(f"Kinesis streams were not ready to write within {timeout:.0f} s. {states}")
         pending = [name for name, _ in waiting]
         sleep(poll)
         poll = min(poll * 2, _MAX_POLL_SECONDS)
+
+
+#: The status :meth:`_Readiness.look` gives a stream that is missing (or being deleted) while createStreams is off.
+_MISSING = "missing"
+
+
+class _Readiness:
+    """What :func:`ensure_streams` knows so far: whether the endpoint has answered at all, the streams it created,
+    those that are writable, the problems it logged."""
+
+    def __init__(self, client: Any, new: NewStreams | None, deadline: float):
+        self._client = client
+        self._new = new
+        self._started = time.monotonic()
+        self._deadline = deadline
+        self._answered = False  # the endpoint answered a call (an error answer too)
+        self.created: set[str] = set()
+        self.ready: dict[str, StreamInfo] = {}
+        self._logged: set[str] = set()
+
+    def look(self, name: str) -> str:
+        """Describe ``name`` once and move it on (create it when it is missing and may be); return its status, the
+        text of a retryable error, or :data:`_MISSING`. Errors that retrying cannot fix are raised."""
+        try:
+            return self._advance(name)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            if not aws_errors.is_retryable(exc):
+                raise aws_errors.traced(exc, f"create or describe Kinesis stream '{name}'") from None
+            self._answered = self._answered or isinstance(exc, ClientError)
+            waited = time.monotonic() - self._started
+            if not self._answered and waited >= NEVER_ANSWERED_SECONDS:
+                raise config_error(f"The Kinesis endpoint {_endpoint(self._client)} has not answered any call for "
+                                   f"{waited:.0f} s ({aws_errors.describe(exc)}) Check the endpoint, the region and "
+                                   "the network.", internal=repr(exc)) from None
+            problem = aws_errors.describe(exc)
+            if problem not in self._logged:
+                self._logged.add(problem)
+                logger.warning("Kinesis stream '%s' is not ready yet: %s Retrying for up to %.0f s.",
+                               name, problem, max(0.0, self._deadline - time.monotonic()))
+            return problem
+
+    def _advance(self, name: str) -> str:
+        summary = describe_summary(self._client, name)
+        self._answered = True
+        if summary is None:
+            if self._new is None:
+                return _MISSING
+            self._new.create(self._client, name)
+            self.created.add(name)
+            return "CREATING"
+        status = str(summary["StreamStatus"])
+        if status in _WRITABLE:
+            self.ready[name] = StreamInfo(name in self.created, max_record_bytes(summary))
+            if name not in self.created and self._new is not None:
+                _warn_if_shards_differ(name, summary, self._new)
+        elif status == "DELETING" and self._new is None:
+            return _MISSING
+        return status

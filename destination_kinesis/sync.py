@@ -50,21 +50,8 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     keys = list(dict.fromkeys(stream.key for stream in catalog.streams))
     names = kinesis_stream_names(keys, config.name_template)
     rules = key_rules(config, catalog.streams)
-    if config.partition_key_fields and config.partition_key != "fields":
-        logger.warning("partitionKeyFields is set, but partitionKey is %s, so those fields are not used; set "
-                       "partitionKey to 'fields' to build keys from them.",
-                       f"'{config.partition_key}'" if config.partition_key else "not set")
-    for key in keys:
-        logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s.", display_name(key), names[key],
-                    rules[key].describe())
     shared = shared_streams(names)
-    for name, members in shared.items():
-        logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s; each record names its "
-                    "stream in _airbyte_stream and _airbyte_namespace.", name, len(members),
-                    ", ".join(f"'{display_name(key)}'" for key in members))
-    if config.data_format != "object" or config.compression != "none":
-        logger.info("Records are written with _airbyte_data as a JSON %s, %s.", config.data_format,
-                    "uncompressed" if config.compression == "none" else f"compressed with {config.compression}")
+    _log_routing(config, keys, names, rules, shared)
     admin = kinesis_client(session)
     streams = ensure_streams(admin, list(dict.fromkeys(names.values())), new_streams(config))
     for name, info in streams.items():
@@ -141,6 +128,26 @@ def key_settings(names: Mapping[StreamKey, str], rules: Mapping[StreamKey, KeyRu
         if described not in settings[name]:
             settings[name].append(described)
     return {name: "; ".join(described) for name, described in settings.items()}
+
+
+def _log_routing(config: KinesisConfig, keys: list[StreamKey], names: dict[StreamKey, str],
+                 rules: dict[StreamKey, KeyRule], shared: dict[str, list[StreamKey]]) -> None:
+    """Say where each Airbyte stream goes and how its records are written, and warn of options that do nothing."""
+    logger = logging.getLogger("airbyte")
+    if config.partition_key_fields and config.partition_key != "fields":
+        logger.warning("partitionKeyFields is set, but partitionKey is %s, so those fields are not used; set "
+                       "partitionKey to 'fields' to build keys from them.",
+                       f"'{config.partition_key}'" if config.partition_key else "not set")
+    for key in keys:
+        logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s.", display_name(key), names[key],
+                    rules[key].describe())
+    for name, members in shared.items():
+        logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s; each record names its "
+                    "stream in _airbyte_stream and _airbyte_namespace.", name, len(members),
+                    ", ".join(f"'{display_name(key)}'" for key in members))
+    if config.data_format != "object" or config.compression != "none":
+        logger.info("Records are written with _airbyte_data as a JSON %s, %s.", config.data_format,
+                    "uncompressed" if config.compression == "none" else f"compressed with {config.compression}")
 
 
 def _log_summary(dispatcher: Dispatcher, progress: Progress, routes: Iterable[Route], checkpoint: Checkpoint,

@@ -138,7 +138,7 @@ class Writer:
         self.progress.log_if_due(time.monotonic(), dispatcher)
         return fd is not None and fd in readable
 
-    def _handle_lines(self, lines: list[bytes], line_no: int, utf8: bool) -> None:
+    def _handle_lines(self, lines: list[bytes], line_no: int, utf8: bool) -> None:  # noqa: C901, PLR0912, PLR0915 - hot loop, inline on purpose
         """Handle consecutive input lines, the first being number ``line_no``; ``utf8`` says they are all valid UTF-8
         (else each line that needs it is checked).
 

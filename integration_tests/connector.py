@@ -4,6 +4,7 @@ stdout read as Airbyte messages."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -264,7 +265,7 @@ class RunningConnector:
 
     def _read_stderr(self) -> None:
         stderr = self.process.stderr
-        assert stderr is not None
+        assert isinstance(stderr, io.BufferedReader)  # Popen's default buffering
         for chunk in iter(lambda: stderr.read1(1 << 16), b""):
             self._stderr += chunk
 

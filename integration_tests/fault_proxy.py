@@ -265,18 +265,28 @@ class FaultProxy:
         target = str(request.headers.get("X-Amz-Target"))
         operation = target.rpartition(".")[2]
         if operation in self.plan.reject_signature_of:
-            with self._lock:
-                self.injected["reject_signature"] += 1
-            echo = f"Authorization={request.headers['Authorization']}"
-            request.answer_error(400, "IncompleteSignatureException", "Authorization header requires existence of "
-                                 f"either a 'X-Amz-Date' or a 'Date' header. {echo}")
-            return
-        if target != PUT_RECORDS:
-            status, headers, answer = request.forward(body)
-            if self.limiter is not None and operation in RESHARDING and status == 200:
-                self.limiter.reshaped(_stream_of(json.loads(body)))
-            request.relay(status, headers, answer)
-            return
+            self._reject_signature(request)
+        elif target != PUT_RECORDS:
+            self._forward(request, body, operation)
+        else:
+            self._put_records(request, body)
+
+    def _reject_signature(self, request: _Handler) -> None:
+        with self._lock:
+            self.injected["reject_signature"] += 1
+        echo = f"Authorization={request.headers['Authorization']}"
+        request.answer_error(400, "IncompleteSignatureException", "Authorization header requires existence of "
+                             f"either a 'X-Amz-Date' or a 'Date' header. {echo}")
+
+    def _forward(self, request: _Handler, body: bytes, operation: str) -> None:
+        """Any call but PutRecords goes to the backend as it is (a resharding one makes the limiter learn again)."""
+        status, headers, answer = request.forward(body)
+        if self.limiter is not None and operation in RESHARDING and status == 200:
+            self.limiter.reshaped(_stream_of(json.loads(body)))
+        request.relay(status, headers, answer)
+
+    def _put_records(self, request: _Handler, body: bytes) -> None:
+        """A PutRecords meets the plan's fault for this call, if any, and the shard limits."""
         payload = json.loads(body)
         entries: list[dict[str, Any]] = payload.get("Records") or []
         kind, failing, lies = self._choose(len(entries))

@@ -171,7 +171,7 @@ class Coverage:
 
     def missing(self, state: Message, written: set[RecordId] | Counter[RecordId]) -> list[RecordId]:
         """The records ``state`` vouches for that are not in ``written`` (which may only grow between calls)."""
-        gaps = []
+        gaps: list[RecordId] = []
         for name, needed in self.needs(state).items():
             seqs = self.order[name] if needed else []
             done = self._written_up_to.get(name, 0)

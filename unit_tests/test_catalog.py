@@ -32,8 +32,8 @@ def test_streams_and_keys(tmp_path: Path) -> None:
 
 def test_pyairbyte_style_nulls_and_new_fields_load(tmp_path: Path) -> None:
     """Explicit nulls, unknown sync modes and fields newer than the CDK do not stop the catalog from loading."""
-    raw = {"streams": [_stream("a", None, None, primary_key=None, cursor_field=None, generation_id=None,
-                                minimum_generation_id=None, sync_id=None)], "extra": True}
+    raw: dict[str, Any] = {"streams": [_stream("a", None, None, primary_key=None, cursor_field=None, generation_id=None,
+                                                 minimum_generation_id=None, sync_id=None)], "extra": True}
     raw["streams"][0]["stream"]["source_defined_primary_key"] = None
     catalog = load_catalog(_write(tmp_path, raw))
     assert catalog.streams[0].key == (None, "a")

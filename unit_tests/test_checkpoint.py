@@ -246,86 +246,96 @@ class Model:
         return n
 
 
+class Batching:
+    """Feeds a checkpoint as the batcher does, and the model beside it: a lane's run grows over several records and
+    past states, its records are counted in only before a state or when it ends (so runs of other lanes open while
+    they are not), and only ended runs are acknowledged, in random order and groups."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.h, self.model = Harness(STREAMS), Model()
+        self.open_runs: dict[StreamKey, tuple[Run, list[int]]] = {}  # each lane's open run and its records' positions
+        self.counted: dict[StreamKey, int] = {}  # of those, how many are counted in
+        self.outstanding: list[tuple[list[int], Run]] = []  # ended runs, not acknowledged yet
+        self.states_sent = 0
+
+    def count_in(self, key: StreamKey) -> None:
+        positions = self.open_runs[key][1]
+        if self.counted[key] < len(positions):
+            self.h.checkpoint.count(self.h.checkpoint.lane(key), len(positions) - self.counted[key])
+            self.counted[key] = len(positions)
+
+    def end_run(self, key: StreamKey) -> None:
+        self.count_in(key)
+        run, positions = self.open_runs.pop(key)
+        self.outstanding.append((positions, run))
+
+    def add_record(self, key: StreamKey) -> None:
+        position = self.model.record(key)
+        if key in self.open_runs and self.rng.random() < 0.7:
+            self.open_runs[key][1].append(position)
+            return
+        if key in self.open_runs:
+            self.end_run(key)
+        self.open_runs[key] = (self.h.checkpoint.open_run(self.h.checkpoint.lane(key)), [position])
+        self.counted[key] = 0
+
+    def add_state(self, scope: StreamKey | None) -> None:
+        self.states_sent += 1
+        for key in self.open_runs:
+            self.count_in(key)
+        self.model.state(None if scope is None else scope if scope in STREAMS else ("outside", "catalog"))
+        state_id = self.states_sent
+        self.h.checkpoint.state(global_state(state_id) if scope is None else stream_state(scope, state_id))
+
+    def ack_some(self) -> None:
+        self.rng.shuffle(self.outstanding)
+        k = self.rng.randint(1, 4)
+        group, self.outstanding[:] = self.outstanding[:k], self.outstanding[k:]
+        for positions, _ in group:
+            self.model.acked.update(positions)
+        self.h.checkpoint.ack([run for _, run in group])
+
+    def check(self) -> None:
+        n = self.model.expected_emitted()
+        assert self.h.ids == list(range(1, n + 1))
+        assert self.h.counts == [count for _, _, count in self.model.states[:n]]
+
+    def step(self, state_after_every_record: bool) -> None:
+        """One random step: a record (and a state after it, if asked), a state, the end of a run, or acks."""
+        roll = self.rng.random()
+        if roll < 0.45:
+            key = self.rng.choice(STREAMS)
+            self.add_record(key)
+            if state_after_every_record:
+                self.add_state(self.rng.choice([key, key, None]))
+        elif roll < 0.6:
+            self.add_state(self.rng.choice([*STREAMS, None, NOT_IN_CATALOG]))
+        elif roll < 0.7 and self.open_runs:
+            self.end_run(self.rng.choice(list(self.open_runs)))
+        elif self.outstanding:
+            self.ack_some()
+
+
 @pytest.mark.parametrize("seed", range(40))
 @pytest.mark.parametrize("state_after_every_record", [False, True])
 def test_random_inputs_and_ack_orders_follow_the_commit_rule(seed: int, state_after_every_record: bool) -> None:
     """With random records, states (STREAM, GLOBAL, not in catalog) and acks in random order and groups, the
     emitted states are always exactly the longest covered prefix (never early, never held back), with the model's
-    recordCount, and everything is released once all records are acked.
-
-    Records go in runs as the batcher makes them: a lane's run grows over several records and past states, its
-    records are counted in only before a state or when it ends (so runs of other lanes open while they are not), and
-    only ended runs are acknowledged."""
+    recordCount, and everything is released once all records are acked. Records go in runs as the batcher makes
+    them (see :class:`Batching`)."""
     rng = random.Random(seed)
-    h, model = Harness(STREAMS), Model()
-    open_runs: dict[StreamKey, tuple[Run, list[int]]] = {}  # each lane's open run and its records' positions
-    counted: dict[StreamKey, int] = {}  # of those, how many are counted in
-    outstanding: list[tuple[list[int], Run]] = []  # ended runs, not acknowledged yet
-    next_id = 0
-
-    def count_in(key: StreamKey) -> None:
-        positions = open_runs[key][1]
-        if counted[key] < len(positions):
-            h.checkpoint.count(h.checkpoint.lane(key), len(positions) - counted[key])
-            counted[key] = len(positions)
-
-    def end_run(key: StreamKey) -> None:
-        count_in(key)
-        run, positions = open_runs.pop(key)
-        outstanding.append((positions, run))
-
-    def add_record(key: StreamKey) -> None:
-        position = model.record(key)
-        if key in open_runs and rng.random() < 0.7:
-            open_runs[key][1].append(position)
-            return
-        if key in open_runs:
-            end_run(key)
-        open_runs[key] = (h.checkpoint.open_run(h.checkpoint.lane(key)), [position])
-        counted[key] = 0
-
-    def add_state(scope: StreamKey | None) -> None:
-        nonlocal next_id
-        next_id += 1
-        for key in open_runs:
-            count_in(key)
-        model.state(None if scope is None else scope if scope in STREAMS else ("outside", "catalog"))
-        h.checkpoint.state(global_state(next_id) if scope is None else stream_state(scope, next_id))
-
-    def ack_some() -> None:
-        rng.shuffle(outstanding)
-        k = rng.randint(1, 4)
-        group, outstanding[:] = outstanding[:k], outstanding[k:]
-        for positions, _ in group:
-            model.acked.update(positions)
-        h.checkpoint.ack([run for _, run in group])
-
-    def check() -> None:
-        n = model.expected_emitted()
-        assert h.ids == list(range(1, n + 1))
-        assert h.counts == [count for _, _, count in model.states[:n]]
-
+    batching = Batching(rng)
     for _ in range(rng.randint(20, 120)):
-        roll = rng.random()
-        if roll < 0.45:
-            key = rng.choice(STREAMS)
-            add_record(key)
-            if state_after_every_record:
-                add_state(rng.choice([key, key, None]))
-        elif roll < 0.6:
-            add_state(rng.choice([*STREAMS, None, NOT_IN_CATALOG]))
-        elif roll < 0.7 and open_runs:
-            end_run(rng.choice(list(open_runs)))
-        elif outstanding:
-            ack_some()
-        check()
-    for key in list(open_runs):
-        end_run(key)
-    while outstanding:
-        ack_some()
-        check()
-    assert h.checkpoint.pending_states == 0
-    assert len(h.emitted) == len(model.states) == next_id
+        batching.step(state_after_every_record)
+        batching.check()
+    for key in list(batching.open_runs):
+        batching.end_run(key)
+    while batching.outstanding:
+        batching.ack_some()
+        batching.check()
+    assert batching.h.checkpoint.pending_states == 0
+    assert len(batching.h.emitted) == len(batching.model.states) == batching.states_sent
 
 
 def test_rejected_records_count_in_their_scopes_next_state_and_hold_nothing() -> None:

@@ -129,7 +129,7 @@ def test_config_is_frozen() -> None:
     """The parsed config cannot be changed after parsing."""
     config = parse_config(CREDENTIALS)
     with pytest.raises(Exception):  # noqa: B017 (pydantic's ValidationError for frozen instances)
-        config.buffer_size = 7  # type: ignore[misc]
+        config.buffer_size = 7
     assert config.buffer_size == 100
 
 

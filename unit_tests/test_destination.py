@@ -103,7 +103,7 @@ def test_check_with_unknown_region_hints_at_the_region(fake: FakeSyncClient) -> 
 def test_in_process_write_is_refused() -> None:
     """write() through the CDK would lose state ids and digits: it is refused with a system_error."""
     with pytest.raises(ConnectorError) as caught:
-        list(DestinationKinesis().write(CONFIG, None, iter(())))  # type: ignore[arg-type]
+        list(DestinationKinesis().write(CONFIG, None, iter(())))
     assert caught.value.failure_type == "system_error"
 
 
@@ -146,7 +146,7 @@ class FakeStreamsClient(FakeSyncClient):
             summary["StreamDescriptionSummary"]["MaxRecordSizeInKiB"] = self.record_kib[StreamName]
         return summary
 
-    def create_stream(self, **request: Any) -> None:  # type: ignore[override]
+    def create_stream(self, **request: Any) -> None:
         self.create_requests.append(request)
         self.existing.add(request["StreamName"])
 

@@ -38,7 +38,7 @@ def metadata_schema() -> dict[str, Any]:
     """ConnectorMetadataDefinitionV0, the JSON schema Airbyte's registry validates metadata.yaml with."""
     pytest.importorskip("airbyte_connector_models", reason="airbyte-connector-models is published for Python < 3.13")
     schema_file = files("airbyte_connector_models.metadata.v0").joinpath("ConnectorMetadataDefinitionV0.json")
-    return json.loads(schema_file.read_text())  # type: ignore[no-any-return]
+    return json.loads(schema_file.read_text())
 
 
 def test_metadata_is_valid_against_airbytes_schema() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import pytest
 
@@ -108,7 +109,7 @@ BAD_LINES: dict[str, tuple[str, bool]] = {
 }
 
 
-def _bad_line_cases() -> list[object]:
+def _bad_line_cases() -> list[Any]:
     cases = []
     for name, (template, names_stream) in BAD_LINES.items():
         pads = ["", EXPONENT_PAD] if "<P>" in template else [""]

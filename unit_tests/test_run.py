@@ -150,14 +150,14 @@ def test_sigterm_during_write_ends_with_an_interrupted_trace(tmp_path: Path, mon
         received.append(signum)
 
     client = FakeSyncClient(existing=("_users",))
-    client.gate = threading.Event()
+    client.gate = gate = threading.Event()
 
     def terminate_while_in_flight() -> None:
         assert client.entered.acquire(timeout=10), "no PutRecords call"
         time.sleep(0.2)  # the main thread is back waiting in select, where the platform's SIGTERM finds it
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
         time.sleep(0.2)
-        client.gate.set()
+        gate.set()
 
     monkeypatch.setattr(sync, "kinesis_client", lambda *args, **kwargs: client)
     monkeypatch.setattr(sync, "PutRecords", lambda given: given)

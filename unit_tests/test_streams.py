@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -36,7 +37,7 @@ class FakeAdminClient:
         self.creates: list[dict[str, object]] = []
 
     @staticmethod
-    def _next(script: list, default: object) -> object:  # type: ignore[type-arg]
+    def _next(script: list[Any], default: object) -> object:
         if not script:
             return default
         return script.pop(0) if len(script) > 1 else script[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -11,7 +12,7 @@ import pytest
 
 from destination_kinesis import sync
 from destination_kinesis.catalog import ConfiguredCatalog
-from destination_kinesis.config import parse_config
+from destination_kinesis.config import KinesisConfig, parse_config
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.output import Output
 from destination_kinesis.sync import write_sync
@@ -84,6 +85,10 @@ def test_write_sync_refuses_primary_key_for_a_stream_without_one(fake: FakeSyncC
     assert fake.created == []
 
 
+def _write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int) -> None:
+    write_sync(config, catalog, fd, Output(io.BytesIO()))
+
+
 def test_write_sync_warns_when_partition_key_fields_are_set_but_unused(fake: FakeSyncClient,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     catalog = ConfiguredCatalog.model_validate({"streams": [{"stream": {"name": "orders"}}]})
@@ -92,6 +97,6 @@ def test_write_sync_warns_when_partition_key_fields_are_set_but_unused(fake: Fak
         config = parse_config({**CONFIG, "partitionKeyFields": ["id"],
                                **({"partitionKey": partition_key} if partition_key else {})})
         with caplog.at_level(logging.INFO, logger="airbyte"):
-            run_on_pipe(lambda fd, config=config: write_sync(config, catalog, fd, Output(io.BytesIO())), b"")
+            run_on_pipe(functools.partial(_write_sync, config, catalog), b"")
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert any(f"partitionKeyFields is set, but partitionKey is {shown}" in w for w in warnings), warnings
