@@ -28,7 +28,8 @@ logger = logging.getLogger("airbyte")
 
 class _Arguments(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise config_error(f"Invalid command line: {message}. Usage: {self.format_usage().strip()}")
+        usage = self.format_usage().strip().removeprefix("usage: ")  # argparse starts it with its own "usage: "
+        raise config_error(f"Invalid command line: {message}. Usage: {usage}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from destination_kinesis import aws_errors
-from destination_kinesis.config import KinesisConfig
+from destination_kinesis.config import DEFAULT_RETRY_TIMEOUT_SECONDS, KinesisConfig
 from destination_kinesis.errors import ConnectorError, config_error, transient_error
 from destination_kinesis.limits import MAX_RECORD_BYTES
 
@@ -141,19 +141,23 @@ def ensure_streams(
     new: NewStreams | None,
     timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    retry_seconds: float = DEFAULT_RETRY_TIMEOUT_SECONDS,
 ) -> dict[str, StreamInfo]:
     """Make every stream of ``names`` writable and describe it.
 
     Missing streams are created as ``new`` says; streams being deleted are created again once they are gone;
-    LimitExceeded (at most 5 streams may be CREATING at once) and throttled describes are retried. With ``new``
-    None (createStreams off) nothing is created: missing streams, and streams being deleted, raise one config error
-    naming every one of them, after one describe of each. Raises a config error when a stream cannot be created
-    or a call is refused, or when the endpoint has answered nothing at all for :data:`NEVER_ANSWERED_SECONDS` (it
-    is most likely wrong), and a transient error when ``timeout`` seconds pass before every stream is writable.
+    retryable errors (LimitExceeded, throttling, 5xx, connections) are retried for up to ``retry_seconds``
+    (retryTimeoutSeconds) in a row per stream. With ``new`` None (createStreams off) nothing is created: missing
+    streams, and streams being deleted, raise one config error naming every one of them, after one describe of each.
+    Raises a config error when a stream cannot be created or a call is refused (a CreateStream still refused with
+    LimitExceeded after ``retry_seconds``: most likely the account's shard limit), or when the endpoint has answered
+    nothing at all for :data:`NEVER_ANSWERED_SECONDS` or ``retry_seconds``, whichever comes first (it is most likely
+    wrong); and a transient error when a call keeps failing for ``retry_seconds``, or ``timeout`` seconds pass before
+    every stream is writable.
     """
     deadline = time.monotonic() + timeout
     pending = list(dict.fromkeys(names))
-    readiness = _Readiness(client, new, deadline)
+    readiness = _Readiness(client, new, deadline, retry_seconds)
     poll = _FIRST_POLL_SECONDS
     while True:
         statuses = {name: readiness.look(name) for name in pending}
@@ -179,40 +183,53 @@ _MISSING = "missing"
 
 class _Readiness:
     """What :func:`ensure_streams` knows so far: whether the endpoint has answered at all, the streams it created,
-    those that are writable, the problems it logged."""
+    those that are writable, since when the calls for a stream keep failing, the problems it logged."""
 
-    def __init__(self, client: Any, new: NewStreams | None, deadline: float):
+    def __init__(self, client: Any, new: NewStreams | None, deadline: float, retry_seconds: float):
         self._client = client
         self._new = new
         self._started = time.monotonic()
         self._deadline = deadline
         self._answered = False  # the endpoint answered a call (an error answer too)
+        self._retry_seconds = retry_seconds
         self.created: set[str] = set()
         self.ready: dict[str, StreamInfo] = {}
+        self._failing_since: dict[str, float] = {}
         self._logged: set[str] = set()
 
     def look(self, name: str) -> str:
         """Describe ``name`` once and move it on (create it when it is missing and may be); return its status, the
         text of a retryable error, or :data:`_MISSING`. Errors that retrying cannot fix are raised."""
         try:
-            return self._advance(name)
+            status = self._advance(name)
         except ConnectorError:
             raise
         except Exception as exc:
             if not aws_errors.is_retryable(exc):
                 raise aws_errors.traced(exc, f"create or describe Kinesis stream '{name}'") from None
-            self._answered = self._answered or isinstance(exc, ClientError)
-            waited = time.monotonic() - self._started
-            if not self._answered and waited >= NEVER_ANSWERED_SECONDS:
-                raise config_error(f"The Kinesis endpoint {_endpoint(self._client)} has not answered any call for "
-                                   f"{waited:.0f} s ({aws_errors.describe(exc)}) Check the endpoint, the region and "
-                                   "the network.", internal=repr(exc)) from None
-            problem = aws_errors.describe(exc)
-            if problem not in self._logged:
-                self._logged.add(problem)
-                logger.warning("Kinesis stream '%s' is not ready yet: %s Retrying for up to %.0f s.",
-                               name, problem, max(0.0, self._deadline - time.monotonic()))
-            return problem
+            return self._retry_later(name, exc)
+        self._failing_since.pop(name, None)
+        return status
+
+    def _retry_later(self, name: str, exc: Exception) -> str:
+        """A retryable error: its text, to try again at the next poll; raised once the stream's calls have been
+        failing for ``retry_seconds``."""
+        now = time.monotonic()
+        failing_for = now - self._failing_since.setdefault(name, now)
+        self._answered = self._answered or isinstance(exc, ClientError)
+        waited = now - self._started
+        if not self._answered and (waited >= NEVER_ANSWERED_SECONDS or failing_for >= self._retry_seconds):
+            raise config_error(f"The Kinesis endpoint {_endpoint(self._client)} has not answered any call for "
+                               f"{waited:.0f} s ({aws_errors.describe(exc)}) Check the endpoint, the region and "
+                               "the network.", internal=repr(exc)) from None
+        if failing_for >= self._retry_seconds:
+            raise _gave_up(exc, name, self._retry_seconds)
+        problem = aws_errors.describe(exc)
+        if problem not in self._logged:
+            self._logged.add(problem)
+            logger.warning("Kinesis stream '%s' is not ready yet: %s Retrying for up to %.0f s.", name, problem,
+                           max(0.0, min(self._retry_seconds - failing_for, self._deadline - now)))
+        return problem
 
     def _advance(self, name: str) -> str:
         summary = describe_summary(self._client, name)
@@ -231,3 +248,16 @@ class _Readiness:
         elif status == "DELETING" and self._new is None:
             return _MISSING
         return status
+
+
+def _gave_up(exc: Exception, name: str, retry_seconds: float) -> ConnectorError:
+    """The error for a stream whose calls kept failing for ``retry_seconds``."""
+    how_long = f"for {retry_seconds:g} s (retryTimeoutSeconds)"
+    if aws_errors.error_code(exc) == "LimitExceededException" and getattr(exc, "operation_name", "") == "CreateStream":
+        return config_error(
+            f"Could not create Kinesis stream '{name}': Kinesis refused it {how_long}, most likely because the shard "
+            f"limit of the account in this region is reached (or more streams are being created at once than "
+            f"Kinesis allows). {aws_errors.describe(exc)} Delete streams or shards you no longer need, ask AWS for a "
+            f"higher shard quota, lower shardCount, or create the stream yourself.", internal=repr(exc))
+    return transient_error(f"Could not create or describe Kinesis stream '{name}': it kept failing {how_long}. "
+                           f"{aws_errors.describe(exc)}", internal=repr(exc))

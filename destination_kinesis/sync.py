@@ -53,7 +53,8 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     shared = shared_streams(names)
     _log_routing(config, keys, names, rules, shared)
     admin = kinesis_client(session)
-    streams = ensure_streams(admin, list(dict.fromkeys(names.values())), new_streams(config))
+    streams = ensure_streams(admin, list(dict.fromkeys(names.values())), new_streams(config),
+                             retry_seconds=config.retry_timeout_seconds)
     for name, info in streams.items():
         if info.max_record_bytes != MAX_RECORD_BYTES:
             logger.info("Kinesis stream '%s' takes records of up to %d bytes.", name, info.max_record_bytes)

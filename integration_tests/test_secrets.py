@@ -166,3 +166,24 @@ def test_no_secret_in_any_output(kinesalite: Emulator, tmp_path: Path, spec: Con
         assert process.returncode == 0 and not error_traces(messages), process.stdout[-2000:]
     else:
         assert process.returncode == 1 and len(error_traces(messages)) == 1, process.stdout[-2000:]
+
+
+def test_short_dummy_keys_keep_names_readable_and_are_masked_where_they_stand_alone(kinesalite: Emulator,
+                                                                                   tmp_path: Path) -> None:
+    """Keys like test/test (what emulators take) do not turn names and words into stars: the stream 'test.<name>'
+    is named as it is in the logs. Where a key stands alone, as in the Authorization header an AWS error echoes
+    (Credential=test/...), it is still masked."""
+    name = unique("test_orders")
+    config = connector_config(kinesalite.endpoint, accessKey="test", privateKey="test")
+    stdin = to_lines([record(name, {"i": 1}, EMITTED_AT, "test"), stream_state(1, name, "test")])
+    config_path = write_json(tmp_path / "config.json", config)
+    catalog_path = write_json(tmp_path / "catalog.json", catalog([("test", name)]))
+    process = run_connector(["write", "--config", str(config_path), "--catalog", str(catalog_path)], stdin)
+    logs = [message["log"]["message"] for message in of_type(parse_messages(process.stdout), "LOG")]
+    assert process.returncode == 0, logs[-3:]
+    assert any(f"Stream 'test.{name}' → Kinesis stream 'test_{name}'" in log for log in logs), logs
+    assert not any("****" in log for log in logs), [log for log in logs if "****" in log]
+
+    echoing = write_fails_with_echoing_aws_error(kinesalite, tmp_path, config)
+    (trace,) = error_traces(parse_messages(echoing.stdout))
+    assert "Credential=****/" in trace["error"]["message"] and "Credential=test/" not in echoing.stdout.decode()

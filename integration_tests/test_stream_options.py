@@ -3,6 +3,7 @@ supports ON_DEMAND and tags), createStreams and streamNameTemplate on kinesalite
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from .connector import Sync, check_connection, connector_config, error_traces, run_write, unique
 from .inputs import EMITTED_AT, loads, record, stream_state, to_lines
-from .kinesis_emulator import Emulator, kinesis_client, read_stream
+from .kinesis_emulator import Emulator, kinesis_client, read_stream, start_kinesalite
 from .readback import assert_states_echoed, assert_synced, kinesis_stream_name
 
 TAGS = [{"key": "team", "value": "data platform"}, {"key": "cost-center", "value": "4711"}, {"key": "empty"}]
@@ -90,6 +91,25 @@ def test_create_streams_off_writes_to_existing_streams(kinesalite: Emulator, syn
     stdin = to_lines(messages)
     result = sync([(None, stream)], stdin, createStreams=False, retryTimeoutSeconds=30)
     assert_synced(kinesalite.endpoint, stdin, result)
+
+
+def test_the_shard_limit_of_the_account_fails_within_the_retry_time(tmp_path: Path) -> None:
+    """CreateStream refused with LimitExceededException (a kinesalite whose account allows 2 shards, shardCount 3)
+    is retried for retryTimeoutSeconds (3 s), not for the 5 minutes a stream gets to become ACTIVE; then the sync
+    fails with a config_error naming the shard limit of the account, before it acknowledges anything."""
+    stream = unique("over_limit")
+    with start_kinesalite(shard_limit=2) as emulator:
+        stdin = to_lines([*_records(stream, 3), stream_state(1, stream, cursor=3)])
+        config = connector_config(emulator.endpoint, shardCount=3, retryTimeoutSeconds=3)
+        started = time.monotonic()
+        result = run_write(config, [(None, stream)], stdin, tmp_path, timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.process.returncode == 1 and result.states == []
+    (trace,) = error_traces(result.messages)
+    assert trace["error"]["failure_type"] == "config_error"
+    assert "shard limit of the account" in trace["error"]["message"]
+    assert f"'{kinesis_stream_name(None, stream)}'" in trace["error"]["message"]
+    assert 3 <= elapsed < 20, elapsed
 
 
 # ---------------------------------------------------------------- streamNameTemplate (kinesalite)

@@ -2,7 +2,8 @@
 
 It starts kinesalite on a free port of 127.0.0.1, writes a config, a catalog and 1,000 sample messages into
 .quickstart/, runs `destination-kinesis write` exactly as Airbyte would, prints the states the connector
-acknowledged, reads every record back from every shard, and stops the emulator.
+acknowledged, reads every record back from every shard, and stops the emulator. The config goes with the emulator
+(its endpoint answers no more, and a sync against it would retry for minutes); the catalog and the messages stay.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def sample_messages() -> list[dict]:
 
 def main() -> None:
     WORK.mkdir(exist_ok=True)
+    try:
+        sync_and_show()
+    finally:
+        (WORK / "config.json").unlink(missing_ok=True)
+    print(f"\nThe emulator is stopped and its config removed; the catalog and the messages are in "
+          f"{WORK.relative_to(ROOT)}/. To write them to your own Kinesis, put your settings in a config file (see "
+          f"docs/kinesis.md) and run:\n  .venv/bin/destination-kinesis write --config CONFIG "
+          f"--catalog {WORK.relative_to(ROOT)}/catalog.json < {WORK.relative_to(ROOT)}/input.jsonl")
+
+
+def sync_and_show() -> None:
+    """Start the emulator, run the sync against it, show what came out and what landed; stop the emulator."""
     with start_kinesalite() as emulator:
         print(f"kinesalite (local Kinesis) listening on {emulator.endpoint}")
         config = {"endpoint": emulator.endpoint, "region": "us-east-1", "accessKey": "local", "privateKey": "local",
@@ -54,7 +67,7 @@ def main() -> None:
 
         command = [str(Path(sys.executable).parent / "destination-kinesis"), "write",
                    "--config", str(WORK / "config.json"), "--catalog", str(WORK / "catalog.json")]
-        print("$ " + " ".join(command) + " < .quickstart/input.jsonl")
+        print("running: " + " ".join(command) + " < .quickstart/input.jsonl")
         with open(WORK / "input.jsonl", "rb") as stdin:
             result = subprocess.run(command, stdin=stdin, capture_output=True, check=False)
         outputs = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -82,7 +95,6 @@ def main() -> None:
             print(f"    partition key {records[0]['partition_key']}")
             print(f"    data {records[0]['data'].decode()}")
             assert len(records) == RECORDS_PER_STREAM, f"expected {RECORDS_PER_STREAM} records in {kinesis_name}"
-        print(f"\nFiles of this sync are in {WORK.relative_to(ROOT)}/. The emulator is stopped now.")
 
 
 if __name__ == "__main__":

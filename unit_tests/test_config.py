@@ -239,6 +239,16 @@ def test_spec_defaults_and_bounds_match_the_model() -> None:
     _config_error({**CREDENTIALS, "bufferSize": props["bufferSize"]["maximum"] + 1})
 
 
+def test_spec_requires_what_check_and_write_require() -> None:
+    """spec, check and write agree: the spec requires exactly the fields the parser (which check and write share)
+    cannot do without, and a config without any one optional property parses. Today that is none: shardCount and
+    bufferSize have their defaults (0.1.5 required them, so every 0.1.5 config still has them)."""
+    required = {field.alias or name for name, field in KinesisConfig.model_fields.items() if field.is_required()}
+    assert set(OUR_SPEC["required"]) == required == set()
+    for key in OUR_SPEC["properties"]:
+        parse_config({k: v for k, v in {**CREDENTIALS, "shardCount": 2, "bufferSize": 7}.items() if k != key})
+
+
 def test_spec_keeps_the_java_spec_shape() -> None:
     """0.1.5's properties with their types and secrets, nothing required that 0.1.5 did not require, and only
     optional properties added, so saved configs and UIs keep working."""

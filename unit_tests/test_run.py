@@ -67,6 +67,18 @@ def test_spec(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert message["spec"]["connectionSpecification"] == expected
 
 
+@pytest.mark.parametrize("args", [[], ["wrte"], ["check"]])
+def test_a_bad_command_line_says_what_is_wrong_and_the_usage_once(args: list[str],
+                                                                   capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(args)
+    assert exited.value.code == 1
+    trace = _messages(capsysbinary.readouterr().out)[-1]["trace"]["error"]
+    assert trace["failure_type"] == "config_error"
+    assert trace["message"].startswith("Invalid command line: ")
+    assert "Usage: destination-kinesis " in trace["message"] and trace["message"].lower().count("usage:") == 1
+
+
 @pytest.mark.parametrize("config", [{"accessKey": "AKIA-RUN-TEST", "privateKey": SECRET, "bufferSize": 0},
                                     "{not json", "[1]"],
                          ids=["invalid config", "not JSON", "not an object"])

@@ -128,6 +128,49 @@ def test_limit_exceeded_on_create_is_retried() -> None:
     assert shards(client) == [("s", 2)] * 3
 
 
+def test_create_refused_for_the_retry_time_is_the_shard_limit_of_the_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CreateStream answering LimitExceededException for retryTimeoutSeconds (20 s here, not the 300 s the streams
+    get to become ACTIVE) fails as a config error that names the account's shard limit and what to do."""
+    clock = FakeClock()
+    monkeypatch.setattr(streams, "time", clock)
+    started = clock.now
+    limit = client_error("LimitExceededException", operation="CreateStream",
+                         message="This request would exceed the shard limit for the account")
+    client = FakeAdminClient({"s": [None]}, create={"s": [limit]})
+    with pytest.raises(ConnectorError) as caught:
+        ensure_streams(client, ["s"], NewStreams(shard_count=2), sleep=clock.sleep, retry_seconds=20)
+    error = caught.value
+    assert error.failure_type == "config_error"
+    assert "shard limit of the account" in error.message and "'s'" in error.message
+    assert "20 s (retryTimeoutSeconds)" in error.message and "shardCount" in error.message
+    assert 20 <= clock.now - started <= 22
+
+
+def test_a_call_failing_for_the_retry_time_is_a_transient_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Throttled describes are retried for retryTimeoutSeconds in a row; then the sync fails, saying why."""
+    clock = FakeClock()
+    monkeypatch.setattr(streams, "time", clock)
+    throttled = client_error("LimitExceededException", operation="DescribeStreamSummary")
+    client = FakeAdminClient({"s": [throttled]})
+    with pytest.raises(ConnectorError) as caught:
+        ensure_streams(client, ["s"], NewStreams(shard_count=1), sleep=clock.sleep, retry_seconds=10)
+    assert caught.value.failure_type == "transient_error"
+    assert "kept failing for 10 s (retryTimeoutSeconds)" in caught.value.message
+    assert "LimitExceededException" in caught.value.message and "shard limit" not in caught.value.message
+
+
+def test_the_retry_time_counts_failures_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call that goes through starts the stream's retry time again: with a retry time of 3 s, four failures (over
+    0.7 s), a success, then two failures (over 2 s) end in an ACTIVE stream, though 5.1 s pass from the first
+    failure to the last."""
+    clock = FakeClock()
+    monkeypatch.setattr(streams, "time", clock)
+    throttled = client_error("LimitExceededException", operation="DescribeStreamSummary")
+    client = FakeAdminClient({"s": [throttled] * 4 + ["CREATING"] + [throttled] * 2 + ["ACTIVE"]})
+    ready = ensure_streams(client, ["s"], NewStreams(shard_count=1), sleep=clock.sleep, retry_seconds=3)
+    assert list(ready) == ["s"]
+
+
 def test_created_meanwhile_by_someone_else_is_fine() -> None:
     """ResourceInUseException on create (another writer created it first) is not an error."""
     client = FakeAdminClient({"s": [None, "ACTIVE"]}, create={"s": [client_error("ResourceInUseException")]})
