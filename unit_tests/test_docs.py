@@ -68,3 +68,26 @@ def test_icon_is_a_square_svg() -> None:
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     _, _, width, height = (float(value) for value in root.attrib["viewBox"].split())
     assert width == height > 0
+
+
+def test_changelog_names_every_option_added_since_0_1_5() -> None:
+    java = json.loads((REPO_ROOT / "unit_tests" / "resources" / "java-0.1.5-spec.json").read_text())
+    added = set(SPEC["properties"]) - set(java["connectionSpecification"]["properties"])
+    release = table_rows(section("Changelog"))[0][3]
+    assert added and not {key for key in added if f"`{key}`" not in release}
+
+
+def documented_actions() -> set[str]:
+    """The IAM actions of the permissions table under Prerequisites (integration_tests/test_permissions.py checks
+    them against the calls the connector makes)."""
+    return {row[0].strip("`") for row in table_rows(section("Prerequisites")) if row[0].startswith("`")}
+
+
+def test_example_policy_allows_exactly_the_documented_kinesis_actions() -> None:
+    (policy_text,) = re.findall(r"```json\n(.*?)```", section("Prerequisites"), re.DOTALL)
+    allowed: set[str] = set()
+    for statement in json.loads(policy_text)["Statement"]:
+        actions = statement["Action"]
+        allowed.update([actions] if isinstance(actions, str) else actions)
+    assert allowed == {action for action in documented_actions() if action.startswith("kinesis:")}
+    assert "sts:AssumeRole" in documented_actions()
