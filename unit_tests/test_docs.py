@@ -91,3 +91,12 @@ def test_example_policy_allows_exactly_the_documented_kinesis_actions() -> None:
         allowed.update([actions] if isinstance(actions, str) else actions)
     assert allowed == {action for action in documented_actions() if action.startswith("kinesis:")}
     assert "sts:AssumeRole" in documented_actions()
+
+
+def test_readme_gives_the_documented_policy() -> None:
+    """README's "Point it at a real AWS account" shows the policy of the page's Prerequisites, not another."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    start = readme.index("### Point it at a real AWS account")
+    (readme_policy,) = re.findall(r"```json\n(.*?)```", readme[start:], re.DOTALL)[:1]
+    (doc_policy,) = re.findall(r"```json\n(.*?)```", section("Prerequisites"), re.DOTALL)
+    assert json.loads(readme_policy) == json.loads(doc_policy)
