@@ -32,7 +32,8 @@ class Batch:
     ``entries`` are PutRecords entries as JSON text without their closing brace (see
     :func:`destination_kinesis.putrecords.open_entry`), ``sizes`` their sizes (data plus partition key, as Kinesis
     counts) and ``size`` their sum; ``keys`` the UTF-8 partition keys of a batch of keyed records (None for a batch of
-    random keys, which may go to any shard); ``runs`` the checkpoint runs of the entries, in order; ``pending`` the
+    random keys, which may go to any shard) and ``ordered`` whether each key's records must reach Kinesis in input
+    order; ``runs`` the checkpoint runs of the entries, in order; ``pending`` the
     entries not yet accepted by Kinesis once the batch is closed. The ``run_`` fields describe the open run: its
     route, the size of the batch when it started, and the entry count up to which its records are counted in.
     """
@@ -41,6 +42,7 @@ class Batch:
     entries: list[bytes] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     keys: list[bytes] | None = None
+    ordered: bool = False
     runs: list[Run] = field(default_factory=list)
     size: int = 0
     pending: int = 0
@@ -68,15 +70,17 @@ class Batcher:
         """Add one record of ``route`` (``size`` = its data plus partition key bytes; ``key`` its partition key when
         the record's key decides its shard, None for a random key); return the batches that became ready. A record
         that would push its stream's buffer past the byte limit closes that buffer first, and so does a record whose
-        kind of key (random or not) differs from the buffer's."""
+        kind of key (random or not) or ordering differs from the buffer's."""
         closed = []
         batch = self._open.get(route.kinesis_name)
-        if batch is not None and (batch.size + size > self.max_bytes or (batch.keys is None) != (key is None)):
+        ordered = route.ordered and key is not None
+        if batch is not None and (batch.size + size > self.max_bytes or (batch.keys is None) != (key is None)
+                                  or batch.ordered != ordered):
             closed.append(self.close(batch))
             batch = None
         if batch is None:
             batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic(),
-                                                           keys=None if key is None else [])
+                                                           keys=None if key is None else [], ordered=ordered)
         if batch.run_route is not route:
             if batch.run_route is not None:
                 self._end_run(batch)

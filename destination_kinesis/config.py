@@ -106,6 +106,8 @@ class KinesisConfig(BaseModel):
     oversize_records: Literal["fail", "skip"] = Field("fail", alias="oversizeRecords")
     #: The share of each shard's write limits the connector paces itself to (see pacing.py).
     shard_write_share: float = Field(1.0, alias="shardWriteShare", gt=0, le=1)
+    #: None: ``per_key`` for streams whose partition key comes from the data, ``none`` for random keys (see sync.py).
+    ordering: Literal["none", "per_key"] | None = None
 
     @property
     def name_template(self) -> NameTemplate:
@@ -132,9 +134,9 @@ class KinesisConfig(BaseModel):
         # JSON schema's "integer" admits 5.0 and 1e30; pydantic refuses floats beyond 64 bits.
         return int(value) if isinstance(value, float) and value.is_integer() else value
 
-    @field_validator("partition_key", mode="before")
+    @field_validator("partition_key", "ordering", mode="before")
     @classmethod
-    def _blank_partition_key_is_unset(cls, value: Any) -> Any:
+    def _blank_choice_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @field_validator("partition_key_fields", mode="before")

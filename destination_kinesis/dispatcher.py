@@ -27,7 +27,7 @@ from destination_kinesis import aws_errors
 from destination_kinesis.batcher import Batch
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.errors import system_error, transient_error
-from destination_kinesis.outbox import Call, Chunk, Outbox, Part
+from destination_kinesis.outbox import Call, Chunk, Ordered, Outbox, Part
 from destination_kinesis.pressure import Pressure
 from destination_kinesis.progress import Progress
 from destination_kinesis.sender import Results, Sender
@@ -190,10 +190,16 @@ class Dispatcher:
             part.queue.accepted += count
             records += count
             size += chunk.size
-            batch = chunk.batch
-            batch.pending -= count
-            if not batch.pending:
-                done.append(batch)
+            if part.items is None:
+                chunk.batch.pending -= count
+                if not chunk.batch.pending:
+                    done.append(chunk.batch)
+                continue
+            for item in part.items:
+                item.batch.pending -= 1
+                if not item.batch.pending:
+                    done.append(item.batch)
+                outbox.accepted_item(item)
         self._progress.accepted(outbox.stream_name, records, size)
         for batch in done:
             self._checkpoint.ack(batch.runs)
@@ -229,14 +235,21 @@ class Dispatcher:
             self._progress.resent(outbox.stream_name, len(failed), throttled)
             if throttled:
                 throttled_any = True
-                outbox.throttled(queue, now)
+                outbox.throttled(queue, now, throttled / len(chunk.entries))
             if len(failed) < len(chunk.entries):
-                accepted.append(Part(_pick(chunk, failed, keep=False), queue, part.close, part.free))
+                accepted.append(_pick(part, failed, keep=False))
                 queue.stalled = 1
             else:
                 queue.stalled += 1
             queue.not_before = now + backoff(queue.stalled)
-            self._again(outbox, _pick(chunk, failed, keep=True), part.free, now, codes, last_message)
+            if self._again(outbox, _pick(part, failed, keep=True), now):
+                summary = ", ".join(f"{code} x{count}" for code, count in codes.most_common())
+                raise transient_error(
+                    f"Kinesis stream '{outbox.stream_name}' did not accept {len(failed)} records after "
+                    f"{_attempts(part)} attempts over up to {self._retry_seconds:g} s ({summary}; last: "
+                    f"{last_message}). If it is throttling, add shards or use on-demand capacity, or lower "
+                    "shardWriteShare when other producers write to the stream.",
+                    internal=f"{sum(codes.values())} entries failed: {dict(codes)}")
         self._accept(outbox, accepted)
         if throttled_any and not outbox.paced:
             self.pressure.throttled(outbox.stream_name)
@@ -254,29 +267,26 @@ class Dispatcher:
         outbox.stalled += 1
         outbox.not_before = now + backoff(outbox.stalled)
         for part in reversed(call.parts):  # each goes to the head of its queue: the last first
-            chunk = part.chunk
-            if chunk.failed_since is None:
-                chunk.failed_since = now
-            if now - chunk.failed_since >= self._retry_seconds:
+            if self._again(outbox, part, now):
                 raise transient_error(
                     f"Writing to Kinesis stream '{call.stream_name}' kept failing for up to "
                     f"{self._retry_seconds:g} s: {aws_errors.describe(error)}", internal=repr(error)) from None
-            outbox.requeue(chunk, part.free)
 
-    def _again(self, outbox: Outbox, chunk: Chunk, free: bool, now: float, codes: Counter[str],
-               last_message: str) -> None:
-        """Queue entries Kinesis did not accept, unless they have been failing for the whole retry time."""
-        if chunk.failed_since is None:
-            chunk.failed_since = now
-        if now - chunk.failed_since >= self._retry_seconds:
-            summary = ", ".join(f"{code} x{count}" for code, count in codes.most_common())
-            raise transient_error(
-                f"Kinesis stream '{outbox.stream_name}' did not accept {len(chunk.entries)} records after "
-                f"{chunk.attempts} attempts over up to {self._retry_seconds:g} s ({summary}; last: {last_message}). "
-                "If it is throttling, add shards or use on-demand capacity, or lower shardWriteShare when other "
-                "producers write to the stream.",
-                internal=f"{sum(codes.values())} entries failed: {dict(codes)}")
-        outbox.requeue(chunk, free)
+    def _again(self, outbox: Outbox, part: Part, now: float) -> bool:
+        """Queue the entries of ``part``, which Kinesis did not accept, to be sent again; return True instead when
+        some of them have been failing for the whole retry time."""
+        failing: list[Chunk | Ordered] = [part.chunk] if part.items is None else list(part.items)
+        for failed in failing:
+            if failed.failed_since is None:
+                failed.failed_since = now
+            if now - failed.failed_since >= self._retry_seconds:
+                return True
+        if part.items is None:
+            outbox.requeue(part.chunk, part.free)
+        else:
+            for item in reversed(part.items):
+                outbox.requeue_item(item)
+        return False
 
     # ---------------------------------------------------------------- the shard map
 
@@ -312,13 +322,21 @@ class Dispatcher:
         outbox.set_map(shard_map, now)
 
 
-def _pick(chunk: Chunk, positions: list[int], keep: bool) -> Chunk:
-    """The entries of ``chunk`` at ``positions`` (``keep``), or all the others, as a chunk of their own that
+def _pick(part: Part, positions: list[int], keep: bool) -> Part:
+    """The entries of ``part`` at ``positions`` (``keep``), or all the others, as a part of their own whose chunk
     remembers when the chunk first failed and how often it was sent."""
+    chunk = part.chunk
     chosen = set(positions)
     indexes = [i for i in range(len(chunk.entries)) if (i in chosen) == keep]
     sizes = [chunk.sizes[i] for i in indexes]
-    return Chunk(chunk.batch, [chunk.entries[i] for i in indexes], sizes,
-                 None if chunk.keys is None else [chunk.keys[i] for i in indexes], None, chunk.failed_since,
-                 chunk.attempts)
+    picked = Chunk(chunk.batch, [chunk.entries[i] for i in indexes], sizes,
+                   None if chunk.keys is None else [chunk.keys[i] for i in indexes], None, chunk.failed_since,
+                   chunk.attempts)
+    items = None if part.items is None else [part.items[i] for i in indexes]
+    return Part(picked, part.queue, part.close, part.free, items)
+
+
+def _attempts(part: Part) -> int:
+    """How many calls the entries of ``part`` have been in (the most of any of them)."""
+    return part.chunk.attempts if part.items is None else max(item.attempts for item in part.items)
 

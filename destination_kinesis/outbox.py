@@ -66,18 +66,35 @@ class Chunk:
         return head
 
 
-class ShardQueue:
-    """One shard of the stream: its budget, the keyed entries waiting for it, when it may be sent to again after a
-    failure, and what it took."""
+class Ordered:
+    """One entry of a key whose records go in input order (``ordering: per_key``): its batch, entry, size and key,
+    when it first failed and how many calls it has been in."""
 
-    __slots__ = ("shard", "budget", "chunks", "queued", "close", "not_before", "stalled", "routed", "accepted",
-                 "throttled")
+    __slots__ = ("batch", "entry", "size", "key", "failed_since", "attempts")
+
+    def __init__(self, batch: Batch, entry: bytes, size: int, key: bytes):
+        self.batch = batch
+        self.entry = entry
+        self.size = size
+        self.key = key
+        self.failed_since: float | None = None
+        self.attempts = 0
+
+
+class ShardQueue:
+    """One shard of the stream: its budget, the keyed entries waiting for it (in chunks, and the keys of ordered ones
+    that may be sent now), when it may be sent to again after a failure, and what it took."""
+
+    __slots__ = ("shard", "budget", "chunks", "ready", "queued", "close", "not_before", "stalled", "routed",
+                 "accepted", "throttled")
 
     def __init__(self, shard: Shard | None, budget: Budget | None, close: bytes):
         self.shard = shard
         self.budget = budget  # None: unpaced
         self.chunks: deque[Chunk] = deque()
-        self.queued = 0  # entries in chunks
+        #: Keys of ordered entries whose next entry may go now (none of theirs in flight), in the order they became so.
+        self.ready: dict[bytes, None] = {}
+        self.queued = 0  # entries waiting for this shard: in chunks, and ordered ones
         self.close = close  # how a free entry sent to this shard ends
         self.not_before = 0.0  # after a failure, no call to this shard before then
         self.stalled = 0  # failed calls in a row, for the backoff
@@ -91,15 +108,18 @@ class ShardQueue:
 
 
 class Part:
-    """Entries of one call that go to one shard (or, unpaced, wherever their keys hash to)."""
+    """Entries of one call that go to one shard (or, unpaced, wherever their keys hash to): a chunk of one batch, or
+    ordered entries (``items``, one per key, of any batches; then ``chunk`` holds their entries, sizes and keys)."""
 
-    __slots__ = ("chunk", "queue", "close", "free")
+    __slots__ = ("chunk", "queue", "close", "free", "items")
 
-    def __init__(self, chunk: Chunk, queue: ShardQueue, close: bytes, free: bool):
+    def __init__(self, chunk: Chunk, queue: ShardQueue, close: bytes, free: bool,
+                 items: list[Ordered] | None = None):
         self.chunk = chunk
         self.queue = queue
         self.close = close
         self.free = free
+        self.items = items
 
     def json(self) -> bytes:
         """The entries as the elements of the Records array, closed."""
@@ -144,6 +164,9 @@ class Outbox:
         self.map: ShardMap | None = None
         self.shards: list[ShardQueue] = []
         self._backlog: dict[ShardQueue, None] = {}  # shard queues holding keyed entries, in insertion order
+        self._ordered: dict[bytes, deque[Ordered]] = {}  # the waiting ordered entries of each key, in input order
+        self.busy: set[bytes] = set()  # keys with an ordered entry in flight
+        self.retrying: set[bytes] = set()  # keys whose next ordered entry was sent before and not accepted
         self._rotation: deque[ShardQueue] = deque()
         self.set_map(shard_map, now)
 
@@ -168,9 +191,16 @@ class Outbox:
         self._backlog.clear()
         for queue in queues:
             queue.chunks.clear()
+            queue.ready.clear()
             queue.queued = 0
         for chunk in waiting:
             self._sort(chunk, head=False)
+        for key, items in self._ordered.items():
+            queue = self._queue_of(key)
+            queue.queued += len(items)
+            self._backlog[queue] = None
+            if key not in self.busy:
+                queue.ready[key] = None
 
     def _new_queue(self, shard: Shard, shards: int, now: float) -> ShardQueue:
         # Free entries sent to the only shard of a stream need no explicit hash key: every key goes there.
@@ -182,6 +212,10 @@ class Outbox:
     def put(self, batch: Batch) -> None:
         """Queue a closed batch's entries."""
         self.queued_bytes += batch.size
+        if batch.ordered and batch.keys is not None:
+            for entry, size, key in zip(batch.entries, batch.sizes, batch.keys, strict=True):
+                self._enqueue(Ordered(batch, entry, size, key), head=False)
+            return
         chunk = Chunk(batch, batch.entries, batch.sizes, batch.keys, batch.size)
         if batch.keys is None or self.map is None:
             chunk.keys = None
@@ -198,6 +232,45 @@ class Outbox:
             self.free_count += len(chunk.entries)
         else:
             self._sort(chunk, head=True)
+
+    def requeue_item(self, item: Ordered) -> None:
+        """An ordered entry sent but not accepted: it goes again before every later entry of its key."""
+        self.queued_bytes += item.size
+        self.busy.discard(item.key)
+        self.retrying.add(item.key)
+        self._enqueue(item, head=True)
+
+    def accepted_item(self, item: Ordered) -> None:
+        """Kinesis accepted an ordered entry: the next entry of its key may go."""
+        key = item.key
+        self.busy.discard(key)
+        self.retrying.discard(key)
+        items = self._ordered.get(key)
+        if items:
+            self._queue_of(key).ready[key] = None
+        elif items is not None:
+            del self._ordered[key]
+
+    def _enqueue(self, item: Ordered, head: bool) -> None:
+        items = self._ordered.get(item.key)
+        if items is None:
+            items = self._ordered[item.key] = deque()
+        queue = self._queue_of(item.key)
+        if head:
+            items.appendleft(item)
+        else:
+            items.append(item)
+            queue.routed += 1
+        queue.queued += 1
+        self._backlog[queue] = None
+        if item.key not in self.busy:
+            queue.ready[item.key] = None
+
+    def _queue_of(self, key: bytes) -> ShardQueue:
+        shard_map = self.map
+        if shard_map is None or len(shard_map) == 1:
+            return self.shards[0]
+        return self.shards[shard_map.index_of_key(key)]
 
     def _sort(self, chunk: Chunk, head: bool) -> None:
         """Put keyed entries into the queues of their shards (at the head: entries sent before, to go first)."""
@@ -237,6 +310,11 @@ class Outbox:
         """Entries queued, keyed and free."""
         return self.free_count + sum(queue.queued for queue in self._backlog)
 
+    def busiest_key(self) -> tuple[int, int]:
+        """Ordered entries waiting for the key that has the most, and for all keys together."""
+        counts = [len(items) for items in self._ordered.values()]
+        return max(counts, default=0), sum(counts)
+
     def backlogged(self) -> Iterator[ShardQueue]:
         """The shard queues holding keyed entries."""
         return iter(self._backlog)
@@ -247,16 +325,21 @@ class Outbox:
         if self.not_before > now or not (self.free_count or self._backlog):
             return None
         plan = _Plan(self.max_records, self.max_bytes)
+        sendable = self.free_count  # entries that could go now but for budget and room
         for queue in self._backlog:
             left = plan.budget(queue, now)
             for chunk in queue.chunks:
                 if plan.take(queue, chunk, left, free=False) < len(chunk.entries):
                     break
+            for key in queue.ready:
+                if plan.full or not plan.take_ordered(queue, self._ordered[key][0], left):
+                    break
+            sendable += sum(len(chunk.entries) for chunk in queue.chunks) + len(queue.ready)
             if plan.full:
                 break
         if self.free and not plan.full:
             self._plan_free(plan, now)
-        if not plan.takes or not (plan.full or plan.rested or plan.records == self.waiting):
+        if not plan.takes or not (plan.full or plan.rested or plan.records == sendable):
             return None
         return self._commit(plan)
 
@@ -283,8 +366,11 @@ class Outbox:
     def _commit(self, plan: _Plan) -> Call:
         """Take the planned entries out of their queues (each take is a prefix of its queue's head chunk: the plan
         went through the chunks in order) and spend the shards' budgets."""
-        parts = []
-        for queue, count, size, free in plan.takes:
+        parts: list[Part] = []
+        for queue, count, size, free, item in plan.takes:
+            if item is not None:
+                self._take_ordered(queue, item, parts)
+                continue
             source = self.free if free else queue.chunks
             head = source[0]
             taken = source.popleft() if count == len(head.entries) else head.split(count, size)
@@ -295,7 +381,7 @@ class Outbox:
                     queue.routed += count
             else:
                 queue.queued -= count
-                if not queue.chunks:
+                if not queue.queued:
                     del self._backlog[queue]
             if queue.budget is not None:
                 queue.budget.spend(count, size)
@@ -303,13 +389,33 @@ class Outbox:
         self.queued_bytes -= plan.size
         return Call(self.stream_name, parts, plan.records, plan.size)
 
+    def _take_ordered(self, queue: ShardQueue, item: Ordered, parts: list[Part]) -> None:
+        """Take an ordered entry into the call (into the last part when that holds ordered entries of this shard)."""
+        key = item.key
+        self._ordered[key].popleft()
+        del queue.ready[key]
+        self.busy.add(key)
+        item.attempts += 1
+        queue.queued -= 1
+        if not queue.queued:
+            del self._backlog[queue]
+        last = parts[-1] if parts else None
+        if last is None or last.queue is not queue or last.items is None:
+            last = Part(Chunk(item.batch, [], [], [], 0), queue, PLAIN_CLOSE, False, [])
+            parts.append(last)
+        assert last.items is not None and last.chunk.keys is not None
+        last.items.append(item)
+        last.chunk.entries.append(item.entry)
+        last.chunk.sizes.append(item.size)
+        last.chunk.keys.append(key)
+        last.chunk.size += item.size
+
     def next_time(self, now: float) -> float | None:
         """When :meth:`compose` may make a call that it would not make now (None: only new entries can)."""
-        if not (self.free_count or self._backlog):
+        # Shards with entries that may go (ordered entries whose key has one in flight may not).
+        candidates = self.shards if self.free_count else [q for q in self._backlog if q.chunks or q.ready]
+        if not candidates:
             return None
-        candidates = [queue for queue in self._backlog]
-        if self.free_count:
-            candidates = self.shards
         times = []
         for queue in candidates:
             budget = queue.budget
@@ -317,10 +423,10 @@ class Outbox:
             times.append(max(queue.not_before, now + rest))
         return max(self.not_before, min(times))
 
-    def throttled(self, queue: ShardQueue, now: float) -> None:
-        """Kinesis throttled entries sent to this shard."""
+    def throttled(self, queue: ShardQueue, now: float, share: float) -> None:
+        """Kinesis throttled ``share`` of the entries a call sent to this shard."""
         if queue.budget is not None:
-            queue.budget.throttled(now)
+            queue.budget.throttled(now, share)
 
     def all_queues(self) -> list[ShardQueue]:
         """Every shard queue the stream has had this sync: the current ones, then those of shards no longer open."""
@@ -337,7 +443,8 @@ class _Plan:
         self.byte_room = max_bytes
         self.records = 0
         self.size = 0
-        self.takes: list[tuple[ShardQueue, int, int, bool]] = []  # queue, entries, bytes, free
+        #: queue, entries, bytes, free, and the ordered entry when the take is one
+        self.takes: list[tuple[ShardQueue, int, int, bool, Ordered | None]] = []
         self.full = False  # the call can take no more entries
         self.rested = False  # a shard it looked at had a rested budget: waiting would not add to it
         self._left: dict[ShardQueue, list[float]] = {}  # budget left per shard: records, bytes, rested (1 or 0)
@@ -378,7 +485,7 @@ class _Plan:
         if count < available and (count == self.room or size + chunk.sizes[skip + count] > self.byte_room):
             self.full = True
         if count:
-            self.takes.append((queue, count, size, free))
+            self.takes.append((queue, count, size, free, None))
             self.room -= count
             self.byte_room -= size
             self.records += count
@@ -388,6 +495,30 @@ class _Plan:
             left[2] = 0.0
             self.full |= self.room == 0
         return count
+
+
+    def take_ordered(self, queue: ShardQueue, item: Ordered, left: list[float]) -> bool:
+        """Plan one ordered entry if it fits the call and the shard's budget (alone, like any entry larger than a
+        whole budget, once the budget is rested); return whether it did."""
+        if self.room == 0 or left[0] < 1:
+            self.full |= self.room == 0
+            return False
+        size = item.size
+        if size > self.byte_room:
+            self.full = True
+            return False
+        if size > left[1] and not left[2]:
+            return False
+        self.takes.append((queue, 1, size, False, item))
+        self.room -= 1
+        self.byte_room -= size
+        self.records += 1
+        self.size += size
+        left[0] -= 1
+        left[1] -= size
+        left[2] = 0.0
+        self.full |= self.room == 0
+        return True
 
 
 def _fitting(sizes: list[int], start: int, count_limit: int, byte_limit: float) -> tuple[int, int]:

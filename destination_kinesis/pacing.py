@@ -7,9 +7,11 @@ and one for bytes, refilled at the shard's limits times the share of the shard t
 (``shardWriteShare``). The buckets hold :data:`BURST_SECONDS` of refill: less than the second AWS allows, so calls
 that reach Kinesis a little later or earlier than they were sent still find room.
 
-Throttling that happens anyway (other producers write to the shard, or its real limits are lower) halves the shard's
-rate, at most once per :data:`DECREASE_INTERVAL_SECONDS`, and the rate grows back by :data:`RECOVERY_PER_SECOND` of the
-full rate per second without throttling: additive increase, multiplicative decrease, per shard.
+Throttling that happens anyway (other producers write to the shard, or its real limits are lower) lowers the shard's
+rate by the share of the entries that were throttled (a shard that took half of what was sent is paced to half),
+at most halving it and at most once per :data:`DECREASE_INTERVAL_SECONDS`, and the rate grows back by
+:data:`RECOVERY_PER_SECOND` of the full rate per second without throttling: additive increase, multiplicative
+decrease, per shard.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from destination_kinesis.limits import SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER
 
 BURST_SECONDS = 0.5
 DECREASE_INTERVAL_SECONDS = 1.0
-RECOVERY_PER_SECOND = 0.05
-MIN_FACTOR = 1 / 64
+RECOVERY_PER_SECOND = 0.1
+MIN_FACTOR = 1 / 16
 #: A bucket this full has waited long enough: sending now loses nothing, waiting longer might (it stops filling).
 RESTED = 0.9
 
@@ -93,15 +95,14 @@ class Budget:
         return max(0.0, records / (limits.records_per_second * self.factor),
                    size / (limits.bytes_per_second * self.factor))
 
-    def throttled(self, now: float) -> bool:
-        """Kinesis rejected entries for this shard's throughput: empty the buckets and halve the rate (at most once
-        per :data:`DECREASE_INTERVAL_SECONDS`). Returns whether the rate was lowered."""
+    def throttled(self, now: float, share: float = 1.0) -> bool:
+        """Kinesis rejected ``share`` of the entries a call sent this shard for its throughput: lower the rate by that
+        share, at most by half (and at most once per :data:`DECREASE_INTERVAL_SECONDS`). Returns whether the rate was
+        lowered. (The dispatcher also backs the shard off for a moment, as after any failure.)"""
         self._calm_since = now  # first: the refill below grows no rate back
         self.refill(now)
-        self.records = min(self.records, 0.0)
-        self.bytes = min(self.bytes, 0.0)
         if now - self._last_decrease < DECREASE_INTERVAL_SECONDS:
             return False
         self._last_decrease = now
-        self.factor = max(MIN_FACTOR, self.factor / 2)
+        self.factor = max(MIN_FACTOR, self.factor * max(0.5, 1.0 - share))
         return True

@@ -24,6 +24,8 @@ PROGRESS_INTERVAL_SECONDS = 10.0
 WATCH_INTERVAL_SECONDS = 1.0
 #: A shard pressed (entries waiting for its budget, or throttled) while another has room, this long: a warning.
 HOT_SHARD_SECONDS = 10.0
+#: Ordered entries of one key waiting, at least this many and at least half of all, for HOT_SHARD_SECONDS: a warning.
+HOT_KEY_ENTRIES = 100
 #: A stream whose every shard is pressed (or, unpaced, that throttles) this long: a warning.
 THROTTLED_WARNING_SECONDS = 60.0
 
@@ -53,6 +55,8 @@ class StreamTotals:
     throttled_seen: int = 0  # ``throttled`` at the last look
     pressed_since: float | None = None  # every shard pressed (or throttling, unpaced) since then
     warned: bool = False
+    hot_key_since: float | None = None  # most ordered entries waiting have had one key since then
+    warned_hot_key: bool = False
 
 
 class Progress:
@@ -129,6 +133,7 @@ class Progress:
                         self._warn_hot(outbox, queue, now - since)
                 else:
                     self._hot.pop(queue, None)
+        self._watch_ordered(outbox, totals, now)
         throttling = totals.throttled > totals.throttled_seen
         totals.throttled_seen = totals.throttled
         if not (pressed and len(pressed) == len(shards)) and not (throttling and not outbox.paced):
@@ -144,6 +149,25 @@ class Progress:
                            "as the stream's %s take. Add shards or use on-demand capacity to write faster.",
                            outbox.stream_name, what, now - totals.pressed_since, f"{totals.throttled:,}",
                            _shards(len(shards)) if outbox.paced else "shards")
+
+    def _watch_ordered(self, outbox: Outbox, totals: StreamTotals, now: float) -> None:
+        """With ordering per_key a key has one record in flight at a time: a key that holds most of the records
+        waiting goes at one record per round trip and sets the pace of the sync."""
+        top, waiting = outbox.busiest_key()
+        if top < HOT_KEY_ENTRIES or 2 * top < waiting:
+            totals.hot_key_since = None
+            return
+        if totals.hot_key_since is None:
+            totals.hot_key_since = now
+        elif not totals.warned_hot_key and now - totals.hot_key_since >= HOT_SHARD_SECONDS:
+            totals.warned_hot_key = True
+            setting = self._key_settings.get(outbox.stream_name, "the partition key")
+            logger.warning(
+                "Kinesis stream '%s': for %.0f s most records waiting (%s of %s) have had one partition key value "
+                "(%s). With ordering per_key each key has one record in flight at a time, so that key goes at about "
+                "one record per round trip. If the order of a key's records does not matter, set ordering to 'none'; "
+                "else choose a partition key with more distinct values.", outbox.stream_name,
+                now - totals.hot_key_since, f"{top:,}", f"{waiting:,}", setting)
 
     def _pressed(self, queue: ShardQueue, free_waiting: bool) -> bool:
         """Entries wait for this shard's budget (its own, or random-key entries that could go to any shard), or it

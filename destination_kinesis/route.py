@@ -20,8 +20,10 @@ class Route:
 
     ``partitioner`` None means the ``_airbyte_ab_id`` is the partition key; ``encoder`` None means the default
     envelope (:func:`~destination_kinesis.encoder.payload`); ``skip_oversize`` skips records over
-    ``max_record_bytes`` (counted in ``rejected``) instead of failing. A route with the default key and envelope is
-    ``plain``: only plain routes take the inline path of :meth:`~destination_kinesis.writer.Writer._handle_lines`.
+    ``max_record_bytes`` (counted in ``rejected``) instead of failing; ``ordered`` keeps each partition key's
+    records in input order (``ordering: per_key``; only keys made from the data need it). A route with the default
+    key and envelope is ``plain``: only plain routes take the inline path of
+    :meth:`~destination_kinesis.writer.Writer._handle_lines`.
     :attr:`records` and ``bytes`` count the records given to batches (as their runs are counted in), ``rejected`` those
     skipped.
     """
@@ -33,6 +35,7 @@ class Route:
     partitioner: Partitioner | None = None
     encoder: Encoder | None = None
     skip_oversize: bool = False
+    ordered: bool = False
     bytes: int = 0
     rejected: int = 0
     plain: bool = field(init=False)

@@ -80,7 +80,8 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
                             max_record_bytes=streams[names[key]].max_record_bytes,
                             partitioner=None if rules[key].is_random else Partitioner(key, rules[key]),
                             encoder=None if encoder.is_default else encoder,
-                            skip_oversize=config.oversize_records == "skip")
+                            skip_oversize=config.oversize_records == "skip",
+                            ordered=ordered(config, rules[key]))
     client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
     now = time.monotonic()
     outboxes = [Outbox(name, maps[name], limits, config.buffer_size, MAX_REQUEST_BYTES, now) for name in kinesis_names]
@@ -97,6 +98,12 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
         _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=False)
         raise
     _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=True)
+
+
+def ordered(config: KinesisConfig, rule: KeyRule) -> bool:
+    """Whether a stream's records keep their input order per partition key: ``ordering`` says, and unset means yes
+    for keys from the data. Random keys are all distinct, so there is no order per key to keep."""
+    return not rule.is_random and config.ordering != "none"
 
 
 def shard_map(client: Any, name: str, quiet: bool = False) -> ShardMap | None:
@@ -140,8 +147,8 @@ def _log_routing(config: KinesisConfig, keys: list[StreamKey], names: dict[Strea
                        "partitionKey to 'fields' to build keys from them.",
                        f"'{config.partition_key}'" if config.partition_key else "not set")
     for key in keys:
-        logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s.", display_name(key), names[key],
-                    rules[key].describe())
+        logger.info("Stream '%s' → Kinesis stream '%s', partition key: %s%s.", display_name(key), names[key],
+                    rules[key].describe(), ", in input order per key" if ordered(config, rules[key]) else "")
     for name, members in shared.items():
         logger.info("Kinesis stream '%s' receives the records of %d Airbyte streams: %s; each record names its "
                     "stream in _airbyte_stream and _airbyte_namespace.", name, len(members),

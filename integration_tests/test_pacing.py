@@ -149,11 +149,11 @@ def test_a_hot_key_is_named_as_the_cause_and_the_sync_finishes_at_its_shards_lim
                                                                                    tmp_path: Path) -> None:
     """90 % of the records carry one key: its shard takes 1,000 records/s while the other has room. The warning
     names that shard, its share and the partitionKey setting, and says more shards will not help; nothing is
-    lost."""
+    lost. (ordering none: with per_key the key would go one record per round trip, see the next test.)"""
     stream = unique("hot")
     messages = _hot_messages(stream, 14_000, hot_share=0.9)
     run = paced_sync(kinesalite, tmp_path, messages, stream, shards=2, bufferSize=500, partitionKey="fields",
-                     partitionKeyFields=["k"], partition_key_is_ab_id=False)
+                     partitionKeyFields=["k"], ordering="none", partition_key_is_ab_id=False)
     run.assert_complete()
     hot = max(run.counts.shards.items(), key=lambda item: item[1].accepted)[0]
     (warning,) = [line for line in run.logs("WARN") if "concentrates records" in line]
@@ -161,6 +161,21 @@ def test_a_hot_key_is_named_as_the_cause_and_the_sync_finishes_at_its_shards_lim
     assert "More shards do not spread one key" in warning and "the-hot-customer" not in warning
     assert run.throttled_share <= 0.03, run.counts
     assert run.seconds >= (12_600 - 1000) / 1000, "faster than the hot shard can take"
+
+
+def test_a_hot_key_in_input_order_goes_one_record_per_round_trip_and_is_named(kinesalite: Emulator,
+                                                                            tmp_path: Path) -> None:
+    """ordering per_key (the default for keys from the data): the hot key has one record in flight at a time, so the
+    sync goes at one record per round trip for it, and the warning says so and what to change."""
+    stream = unique("hot_ordered")
+    messages = _hot_messages(stream, 1_000, hot_share=0.9)
+    run = paced_sync(kinesalite, tmp_path, messages, stream, shards=2, bufferSize=500, partitionKey="fields",
+                     partitionKeyFields=["k"], partition_key_is_ab_id=False)
+    run.assert_complete()
+    (warning,) = [line for line in run.logs("WARN") if "one record per round trip" in line]
+    assert "partitionKey 'fields': k" in warning and "set ordering to 'none'" in warning
+    assert "the-hot-customer" not in warning
+    assert run.counts.calls >= 900, "the hot key went more than one record per call"
 
 
 @pytest.mark.parametrize("keys", ["random", "fields"])

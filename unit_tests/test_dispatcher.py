@@ -294,7 +294,7 @@ def test_internal_failures_and_server_errors_are_not_throttling() -> None:
 
 
 def test_throttled_entries_of_a_paced_stream_lower_that_shards_rate_not_the_calls_in_flight() -> None:
-    """Free entries throttled on one shard: its budget is halved and emptied, the in-flight limit stays, and the
+    """Free entries throttled on one shard: its rate is lowered, the in-flight limit stays, and the
     entries go again (to any shard with room)."""
     client = FakeKinesisClient([fail_entries({0, 1})])
     setup = Setup(client, max_in_flight=8, shard_map=ShardMap(even_shards(2)))
@@ -349,3 +349,25 @@ def test_results_naming_other_shards_than_predicted_load_the_map_again() -> None
     assert loads == [STREAM]
     assert setup.outbox.map is new
     assert [q.shard for q in setup.outbox.shards] == list(new.shards)
+
+
+def test_each_keys_entries_are_accepted_in_input_order_through_rejections_and_failed_calls() -> None:
+    """ordering per_key: rejected entries and whole failed calls are resent before any later entry of their key;
+    Kinesis accepts each key's entries in input order, other keys going on meanwhile."""
+    log: list[tuple[str, Any]] = []
+    client = FakeKinesisClient([fail_entries({0, 2}), client_error("InternalFailure", status=500), fail_entries({1}),
+                                fail_entries({0})], log=log)
+    batch = make_batch(30)
+    keys = [f"k{i % 4}".encode() for i in range(30)]
+    batch.keys = keys
+    batch.ordered = True
+    setup = Setup(client, max_in_flight=4, shard_map=ShardMap(even_shards(2)))
+    setup.run(batch)
+    accepted = [int(data[1:]) for event, data in log if event == "accepted"]
+    assert sorted(accepted) == list(range(30))
+    for k in range(4):
+        of_key = [i for i in accepted if i % 4 == k]
+        assert of_key == sorted(of_key), f"key k{k} out of order: {of_key}"
+    assert all(len({e["PartitionKey"] for e in entries}) == len(entries) for _, entries in client.calls), \
+        "a call carried two entries of one key"
+    assert setup.acks.runs == batch.runs

@@ -191,3 +191,78 @@ def test_next_time_is_when_a_waiting_shard_has_rested() -> None:
     while box.compose(0.0) is not None:
         pass
     assert box.next_time(0.0) == pytest.approx(0.45)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ordering: per_key
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def ordered_batch(keys: list[str], tag: str = "o") -> Batch:
+    closed = batch(len(keys), keys=keys, tag=tag)
+    closed.ordered = True
+    return closed
+
+
+def _keys_of(call: Call | None) -> list[str]:
+    assert call is not None
+    return [str(e["PartitionKey"]) for e in sent(call)]
+
+
+@pytest.mark.parametrize("shards", [None, 1, 3])
+def test_a_key_has_at_most_one_entry_in_flight_and_other_keys_go_on(shards: int | None) -> None:
+    box = outbox(shards)
+    box.put(ordered_batch(["a", "a", "b", "c", "b", "a"]))
+    first = box.compose(0.0)
+    assert sorted(_keys_of(first)) == ["a", "b", "c"]
+    assert box.compose(0.0) is None, "every key has an entry in flight"
+    assert first is not None
+    items = {item.key: item for part in first.parts for item in part.items or ()}
+    box.accepted_item(items[b"b"])
+    second = box.compose(0.0)
+    assert _keys_of(second) == ["b"] and [e["Data"] for e in sent(second)] == ["bzQ="]  # o4, b's second entry
+    box.accepted_item(items[b"a"])
+    third = box.compose(0.0)
+    assert _keys_of(third) == ["a"] and [e["Data"] for e in sent(third)] == ["bzE="]  # o1, a's second entry
+
+
+def test_an_ordered_entry_sent_again_goes_before_its_keys_later_entries() -> None:
+    box = outbox(2)
+    box.put(ordered_batch(["k", "k", "k"]))
+    call = box.compose(0.0)
+    assert call is not None and [e["Data"] for e in sent(call)] == ["bzA="]
+    (item,) = call.parts[0].items or []
+    box.requeue_item(item)
+    assert box.retrying == {b"k"}
+    again = box.compose(0.0)
+    assert again is not None and [e["Data"] for e in sent(again)] == ["bzA="]
+    (item,) = again.parts[0].items or []
+    box.accepted_item(item)
+    assert box.retrying == set()
+    assert [e["Data"] for e in sent(box.compose(0.0))] == ["bzE="]  # type: ignore[arg-type]
+
+
+def test_a_waiting_key_does_not_make_the_loop_spin() -> None:
+    """Only entries of keys with one in flight wait: nothing to look at again until a completion comes."""
+    box = outbox(2)
+    box.put(ordered_batch(["k", "k"]))
+    assert box.compose(0.0) is not None
+    assert box.compose(0.0) is None and box.next_time(0.0) is None and box.waiting == 1
+
+
+def test_ordered_entries_follow_their_keys_into_new_shards() -> None:
+    box = outbox(2)
+    keys = [f"k{i % 7}" for i in range(40)]
+    box.put(ordered_batch(keys))
+    first = box.compose(0.0)
+    assert first is not None and len(_keys_of(first)) == 7
+    box.set_map(ShardMap(even_shards(5)), now=0.0)
+    assert box.compose(0.0) is None, "keys still in flight stay blocked after the reshard"
+    for part in first.parts:
+        for item in part.items or ():
+            box.accepted_item(item)
+    second = box.compose(0.0)
+    assert second is not None and sorted(_keys_of(second)) == sorted({f"k{i}" for i in range(7)})
+    assert box.map is not None
+    for part in second.parts:
+        assert all(box.map.shards[box.map.index_of_key(k)] == part.queue.shard for k in part.chunk.keys or [])

@@ -60,14 +60,22 @@ def test_a_record_budget_never_holds_less_than_one_record() -> None:
     assert Budget(limits, 0.0).records == 1.0
 
 
-def test_throttling_empties_the_budget_and_halves_the_rate_once_per_interval() -> None:
+def test_throttling_halves_the_rate_at_most_once_per_interval() -> None:
     budget = Budget(ShardLimits(), now=0.0)
     assert budget.throttled(1.0)
-    assert (budget.records, budget.bytes, budget.factor) == (0.0, 0.0, 0.5)
+    assert budget.factor == 0.5
     assert not budget.throttled(1.0 + DECREASE_INTERVAL_SECONDS / 2)  # the same burst of rejections: one signal
     assert budget.factor == 0.5
     assert budget.throttled(1.0 + DECREASE_INTERVAL_SECONDS)
     assert budget.factor == 0.25
+
+
+def test_the_rate_drops_by_the_share_throttled_at_most_by_half() -> None:
+    budget = Budget(ShardLimits(), now=0.0)
+    budget.throttled(0.0, share=0.1)
+    assert budget.factor == pytest.approx(0.9)
+    budget.throttled(10.0, share=0.9)
+    assert budget.factor == pytest.approx(0.9 * 0.5)
 
 
 def test_the_rate_grows_back_while_nothing_is_throttled() -> None:
