@@ -34,4 +34,4 @@ ENTRYPOINT ["/airbyte/integration_code/entrypoint.sh"]
 USER airbyte
 
 LABEL io.airbyte.name=airbyte/destination-kinesis
-LABEL io.airbyte.version=1.0.0
+LABEL io.airbyte.version=1.1.0

@@ -59,7 +59,7 @@ def test_append_dedup_defaults_to_primary_key_so_every_version_of_a_row_is_on_on
     for envelope, key, _ in _envelopes(kinesalite, kinesis_stream_name(None, plain)):
         assert key == envelope["_airbyte_ab_id"]
     assert f"'{dedup}' → Kinesis stream '{kinesis_stream_name(None, dedup)}', partition key: primary key id, " \
-           f"region." in _logs(result)
+           f"region, in input order per key." in _logs(result)
 
 
 def test_fields_key_with_fallback_counted_and_logged_once(kinesalite: Emulator, sync: Sync) -> None:

@@ -70,7 +70,7 @@ def test_write_sync_wires_partition_keys_format_compression_and_shared_streams(
     assert entries[7][0] == "7" and entries[7][1]["_airbyte_stream"] == "users"
     assert entries[8][0] == entries[8][1]["_airbyte_ab_id"] and entries[8][1]["_airbyte_namespace"] is None
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "'users' → Kinesis stream 'all', partition key: primary key id." in logged
+    assert "'users' → Kinesis stream 'all', partition key: primary key id, in input order per key." in logged
     assert "'orders' → Kinesis stream 'all', partition key: random (_airbyte_ab_id)." in logged
     assert "_airbyte_data as a JSON string, compressed with gzip" in logged
     assert "1 records without their key fields given a random partition key" in logged
