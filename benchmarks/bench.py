@@ -59,8 +59,10 @@ first stream in the middle of its range, on kinesalite directly, S seconds after
   ``states``: emitted/expected (the baseline prints only its last); ``early``: states printed before the proxy saw
   every record they cover accepted; ``srv%``: kinesalite's CPU; ``bench%``: this process's (the proxy's threads).
 * per shard: entries, accepted, throttled; with ``--keys hot``, the hot shard (the one that took the most), its
-  records/s over the window as a share of one shard's rate, and the seconds from its budget first running out (an
-  entry refused, or its bucket emptied by pacing) to the program's first WARN log naming it (``not found`` if none).
+  records/s over the window as a share of one shard's rate, and the seconds from its coming to its limit (the
+  earlier of its budget running out at the proxy and its having taken a full bucket's worth, one second of its rate:
+  after that it can only go at its rate, throttled or paced) to the program's first WARN log naming it (``not
+  found`` if none).
 
 Read-back goes through :func:`user_records` (one Kinesis record, its user records): the place to de-aggregate
 KPL-aggregated records. ``--suite-limits`` runs issue 14's target list (2 shards with 400- and 5,000-byte records at
@@ -1002,7 +1004,7 @@ class Limited:
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)
     hot_shard: str = ""
     hot_accepted: int = 0
-    exhausted_after_s: float | None = None  # from the spawn to the hot shard's budget first running out
+    limit_after_s: float | None = None  # from the spawn to the hot shard coming to its limit
     warning_after_s: float | None = None  # from then to the first WARN naming the hot shard
     warning: str = ""
     split: str = ""
@@ -1134,19 +1136,23 @@ def count_limits(result: Limited, counts: dict[str, StreamCounts]) -> None:
 
 def find_hot_shard_warning(result: Limited, counts: dict[str, StreamCounts], warnings: list[tuple[float, str]],
                            spawned: float) -> None:
-    """The hot shard (the one that took the most records), when its budget first ran out (an entry throttled or
-    the bucket emptied by pacing), and how long after that the program's first WARN log naming it came."""
+    """The hot shard (the one that took the most records); when it came to its limit, the earlier of its budget
+    running out at the proxy (an entry refused, or its bucket emptied) and its having taken a full bucket's worth
+    (from then on it can only go at its rate: how a connector that paces itself shows); and how long after that the
+    program's first WARN log naming the shard came."""
     shards = [(shard_id, shard) for stream in counts.values() for shard_id, shard in stream.shards.items()]
     if not shards:
         return
     result.hot_shard, hot = max(shards, key=lambda item: item[1].accepted)
     result.hot_accepted = hot.accepted
-    if hot.exhausted_at is None:
+    moments = [moment for moment in (hot.exhausted_at, hot.burst_taken_at) if moment is not None]
+    if not moments:
         return
-    result.exhausted_after_s = hot.exhausted_at - spawned
+    at_limit = min(moments)
+    result.limit_after_s = at_limit - spawned
     named = [(arrived, message) for arrived, message in warnings if result.hot_shard in message]
     if named:
-        result.warning_after_s = named[0][0] - hot.exhausted_at
+        result.warning_after_s = named[0][0] - at_limit
         result.warning = named[0][1][:300]
 
 
@@ -1176,8 +1182,8 @@ def limited_details(r: Limited) -> list[str]:
     lines += [f"  {shard}: {c['entries']:,} entries, {c['accepted']:,} accepted, {c['throttled']:,} throttled"
               for shard, c in sorted(r.shards.items())]
     if r.hot_shard:
-        budget = ("never ran out of budget" if r.exhausted_after_s is None
-                  else f"budget first out {r.exhausted_after_s:.1f} s after the start")
+        budget = ("never at its limit" if r.limit_after_s is None
+                  else f"at its limit {r.limit_after_s:.1f} s after the start")
         warned = ("no WARN log naming it: not found" if r.warning_after_s is None
                   else f"WARN naming it {r.warning_after_s:.1f} s later: {r.warning}")
         lines.append(f"  hot shard {r.hot_shard}: {num(r.hot_of_limit, '.2f')} × its limit; {budget}; {warned}")
@@ -1265,7 +1271,7 @@ def run_suite_limits(args: argparse.Namespace, workdir: Path,
         ("hot key: the sync finishes (exit 0, nothing lost)", "yes", int(bool(hot_run and hot_run.ok)), 1, "all"),
         ("  hot shard's rec/s ÷ its limit", f"≥ {CAPACITY_TARGET}", hot_run and hot_run.hot_of_limit,
          CAPACITY_TARGET, "min"),
-        ("  budget out to WARN naming the hot shard, s", f"≤ {WARNING_TARGET_S:g}", warning, WARNING_TARGET_S,
+        ("  at its limit to a WARN naming the hot shard, s", f"≤ {WARNING_TARGET_S:g}", warning, WARNING_TARGET_S,
          "max"),
         ("SplitShard while writing: records lost", "0", split_run and split_run.lost, 0, "max"),
         ("  states emitted, none early", "all", int(bool(split_run and split_run.states == split_run.states_expected

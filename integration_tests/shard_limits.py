@@ -90,9 +90,11 @@ class ShardCounts:
     """What one shard was sent through the limits and what it took.
 
     ``entries`` came to it (``accepted`` + ``throttled`` + those the backend did not write), ``entry_bytes`` and
-    ``accepted_bytes`` their sizes as :func:`entry_bytes` counts them. ``exhausted_at``: when its budget first ran
-    out (an entry was refused, or after one was admitted the bucket could not have taken another of that size),
-    ``first_throttled_at``: when it first refused an entry; both by the limiter's clock, None if never.
+    ``accepted_bytes`` their sizes as :func:`entry_bytes` counts them. By the limiter's clock, None if never:
+    ``exhausted_at``, when its budget first ran out (an entry was refused, or after one was admitted the bucket could
+    not have taken another of that size); ``first_throttled_at``, when it first refused an entry; ``burst_taken_at``,
+    when it had accepted as many records or bytes as its bucket holds, from when on it can take no more than its
+    rate (a writer that paces itself below the bucket's size never exhausts it, but gets there).
     """
 
     entries: int = 0
@@ -102,6 +104,7 @@ class ShardCounts:
     accepted_bytes: int = 0
     exhausted_at: float | None = None
     first_throttled_at: float | None = None
+    burst_taken_at: float | None = None
 
 
 @dataclass
@@ -268,6 +271,7 @@ class ShardLimiter:
         """Count what the backend wrote of the admitted entries (``results``: its answer's, in their order); a result
         on a shard the map does not hold makes the map stale."""
         forwarded = [index for index, ok in enumerate(admission.admitted) if ok]
+        limits = self.limits
         with self._lock:
             counts = self._counts[admission.stream]
             shard_map = self._maps.get(admission.stream)
@@ -283,6 +287,10 @@ class ShardLimiter:
                 shard_counts = counts.shards[predicted]
                 shard_counts.accepted += 1
                 shard_counts.accepted_bytes += admission.sizes[index]
+                if shard_counts.burst_taken_at is None and (
+                        shard_counts.accepted >= limits.records_per_second * limits.burst_seconds
+                        or shard_counts.accepted_bytes >= limits.bytes_per_second * limits.burst_seconds):
+                    shard_counts.burst_taken_at = self._clock()
 
     def counts(self) -> dict[str, StreamCounts]:
         """A copy of every stream's counts so far."""

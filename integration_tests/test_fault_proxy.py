@@ -174,14 +174,16 @@ def test_a_burst_beyond_the_bucket_is_refused_exactly_as_aws_does(kinesalite: Em
         counts = proxy.limiter.counts()[stream]
         assert [(c.entries, c.accepted, c.throttled) for c in (counts.shards[first], counts.shards[second])] == \
             [(9, 5, 4), (7, 5, 2)]
-        assert counts.shards[first].first_throttled_at == clock.now
+        assert counts.shards[first].first_throttled_at == counts.shards[first].exhausted_at == clock.now
+        assert counts.shards[first].burst_taken_at == clock.now
     assert written(kinesalite.endpoint, stream) == Counter(accepted)
 
 
 def test_the_bucket_refills_at_its_rate_up_to_one_second_of_burst(kinesalite: Emulator, direct: Any,
                                                                   clock: FakeClock) -> None:
-    """10 records/s, 1 s of burst, on one shard: 10 of 12 go at once; half a second later 5 more of 7; after 10 idle
-    seconds the bucket holds 10 again, not 100."""
+    """10 records/s, 1 s of burst, on one shard: 10 of 12 go at once (9, then 1 of 3), and the shard has taken a
+    full burst only then; half a second later 5 more of 7; after 10 idle seconds the bucket holds 10 again, not
+    100."""
     stream = create_stream(direct, 1)
     with limited_proxy(kinesalite, clock, records_per_second=10) as (proxy, client):
 
@@ -189,13 +191,16 @@ def test_the_bucket_refills_at_its_rate_up_to_one_second_of_burst(kinesalite: Em
             answer = client.put_records(StreamName=stream, Records=[entry(unique("r")) for _ in range(count)])
             return count - answer["FailedRecordCount"]
 
-        assert put(12) == 10
+        assert proxy.limiter is not None
+        assert put(9) == 9
+        (counts,) = proxy.limiter.counts()[stream].shards.values()
+        assert counts.exhausted_at is counts.burst_taken_at is None
+        assert put(3) == 1
         assert put(1) == 0
         clock.advance(0.5)
         assert put(7) == 5
         clock.advance(10)
         assert put(12) == 10
-        assert proxy.limiter is not None
         (counts,) = proxy.limiter.counts()[stream].shards.values()
         assert (counts.entries, counts.accepted, counts.throttled) == (32, 25, 7)
 
