@@ -43,6 +43,10 @@ class Batch:
     sizes: list[int] = field(default_factory=list)
     keys: list[bytes] | None = None
     ordered: bool = False
+    #: Records to pack into aggregates (aggregation kpl): ``entries`` then hold each record's data, ``keys`` its
+    #: partition key (random keys too, then ``random``).
+    packing: bool = False
+    random: bool = False
     runs: list[Run] = field(default_factory=list)
     size: int = 0
     pending: int = 0
@@ -59,7 +63,7 @@ class Batcher:
     def __init__(self, max_records: int, checkpoint: Checkpoint,
                  linger_seconds: float = DEFAULT_LINGER_SECONDS, max_bytes: int = MAX_REQUEST_BYTES,
                  max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
-        self.max_records = max_records
+        self.max_records = max_records  # of a batch of records sent one Kinesis record each
         self.max_bytes = max_bytes
         self._checkpoint = checkpoint
         self._max_buffered = max_buffered_bytes
@@ -68,19 +72,23 @@ class Batcher:
 
     def add(self, route: Route, entry: bytes, size: int, key: bytes | None = None) -> list[Batch]:
         """Add one record of ``route`` (``size`` = its data plus partition key bytes; ``key`` its partition key when
-        the record's key decides its shard, None for a random key); return the batches that became ready. A record
-        that would push its stream's buffer past the byte limit closes that buffer first, and so does a record whose
-        kind of key (random or not) or ordering differs from the buffer's."""
+        the record's key decides its shard or the route packs records into aggregates, else None); return the
+        batches that became ready. A record that would push its stream's buffer past the byte limit closes that
+        buffer first, and so does a record of another kind (random key or not, ordered, packed) than the buffer's.
+        A batch of records to pack is bounded by bytes only: the aggregates made of it are what PutRecords counts."""
         closed = []
         batch = self._open.get(route.kinesis_name)
-        ordered = route.ordered and key is not None
+        random = route.partitioner is None
+        ordered = route.ordered and not random
         if batch is not None and (batch.size + size > self.max_bytes or (batch.keys is None) != (key is None)
-                                  or batch.ordered != ordered):
+                                  or batch.ordered != ordered or batch.packing != route.packing
+                                  or batch.random != random):
             closed.append(self.close(batch))
             batch = None
         if batch is None:
             batch = self._open[route.kinesis_name] = Batch(route.kinesis_name, born=time.monotonic(),
-                                                           keys=None if key is None else [], ordered=ordered)
+                                                           keys=None if key is None else [], ordered=ordered,
+                                                           packing=route.packing, random=random)
         if batch.run_route is not route:
             if batch.run_route is not None:
                 self._end_run(batch)
@@ -92,7 +100,7 @@ class Batcher:
         batch.size += size
         if key is not None:
             batch.keys.append(key)  # type: ignore[union-attr]  # a batch of keyed records has keys
-        if len(batch.entries) >= self.max_records:
+        if len(batch.entries) >= self.max_records and not batch.packing:
             closed.append(self.close(batch))
         return closed
 

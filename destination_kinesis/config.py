@@ -23,13 +23,15 @@ from pydantic import (
 )
 
 from destination_kinesis.errors import config_error
-from destination_kinesis.limits import MAX_RECORDS_PER_REQUEST
+from destination_kinesis.limits import MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST
 from destination_kinesis.naming import DEFAULT_TEMPLATE, NameTemplate
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ROLE_SESSION_NAME = "destination-kinesis"
 DEFAULT_RETRY_TIMEOUT_SECONDS = 300
 DEFAULT_MAX_IN_FLIGHT = 16
+#: The KPL's default AggregationMaxSize: exactly 2 PUT payload units.
+DEFAULT_AGGREGATE_BYTES = 51_200
 #: IAM role ARNs (any partition); the same pattern is in spec.json.
 ROLE_ARN_PATTERN = r"^arn:[a-z-]+:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
 #: STS RoleSessionName: 2-64 characters of these.
@@ -108,6 +110,11 @@ class KinesisConfig(BaseModel):
     shard_write_share: float = Field(1.0, alias="shardWriteShare", gt=0, le=1)
     #: None: ``per_key`` for streams whose partition key comes from the data, ``none`` for random keys (see sync.py).
     ordering: Literal["none", "per_key"] | None = None
+    aggregation: Literal["none", "kpl"] = "none"
+    #: With aggregation kpl: the bounds of an aggregated Kinesis record (bytes as Kinesis counts them, user records).
+    aggregation_max_bytes: int = Field(DEFAULT_AGGREGATE_BYTES, alias="aggregationMaxBytes", ge=1024,
+                                       le=MAX_RECORD_BYTES)
+    aggregation_max_records: int = Field(1000, alias="aggregationMaxRecords", ge=1, le=100_000)
 
     @property
     def name_template(self) -> NameTemplate:

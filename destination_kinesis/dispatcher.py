@@ -27,7 +27,8 @@ from destination_kinesis import aws_errors
 from destination_kinesis.batcher import Batch
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.errors import system_error, transient_error
-from destination_kinesis.outbox import Call, Chunk, Ordered, Outbox, Part
+from destination_kinesis.limits import PUT_PAYLOAD_UNIT_BYTES, put_payload_units
+from destination_kinesis.outbox import Call, Chunk, Item, Outbox, Part
 from destination_kinesis.pressure import Pressure
 from destination_kinesis.progress import Progress
 from destination_kinesis.sender import Results, Sender
@@ -73,6 +74,8 @@ class Dispatcher:
         self._verify_at = dict.fromkeys(self.outboxes, 0.0)
         self._reloaded_at = dict.fromkeys(self.outboxes, float("-inf"))
         self._stale: set[str] = set()
+        #: Aggregates accepted on another shard than predicted, waiting for the stream's new map (see _check_shards).
+        self._held: list[tuple[Outbox, Item, str]] = []
         self.aborted = False
 
     @property
@@ -116,7 +119,8 @@ class Dispatcher:
             call = outbox.compose(now)
             if call is None:
                 return True
-            if outbox.paced and len(outbox.shards) > 1 and now >= self._verify_at[outbox.stream_name]:
+            if outbox.packer is not None or (outbox.paced and len(outbox.shards) > 1
+                                             and now >= self._verify_at[outbox.stream_name]):
                 self._verify_at[outbox.stream_name] = now + VERIFY_INTERVAL_SECONDS
                 call.verify = True
             sender.submit(call)
@@ -155,8 +159,11 @@ class Dispatcher:
         if self.aborted:
             return
         for name in self._stale:  # outside the block: loading a map is a call to Kinesis, bounded by its timeouts
-            self._reload(self.outboxes[name], now)
+            self._reload(self.outboxes[name], now, force=any(held[0].stream_name == name for held in self._held))
         self._stale.clear()
+        if self._held:
+            with deferred():
+                self._settle_held(now)
         self.pump()
 
     # ---------------------------------------------------------------- outcomes
@@ -183,24 +190,29 @@ class Dispatcher:
     def _accept(self, outbox: Outbox, parts: list[Part]) -> None:
         """Every entry of these parts was accepted."""
         done = []
-        records = size = 0
+        records = entries = size = units = 0
         for part in parts:
             chunk = part.chunk
             count = len(chunk.entries)
-            part.queue.accepted += count
-            records += count
+            entries += count
             size += chunk.size
+            units += count if max(chunk.sizes, default=0) <= PUT_PAYLOAD_UNIT_BYTES else sum(
+                put_payload_units(entry_size) for entry_size in chunk.sizes)
             if part.items is None:
+                part.queue.accepted += count
+                records += count
                 chunk.batch.pending -= count
                 if not chunk.batch.pending:
                     done.append(chunk.batch)
                 continue
             for item in part.items:
+                part.queue.accepted += item.records
+                records += item.records
                 item.batch.pending -= 1
                 if not item.batch.pending:
                     done.append(item.batch)
                 outbox.accepted_item(item)
-        self._progress.accepted(outbox.stream_name, records, size)
+        self._progress.accepted(outbox.stream_name, records, size, entries, units)
         for batch in done:
             self._checkpoint.ack(batch.runs)
 
@@ -221,11 +233,10 @@ class Dispatcher:
             part_results = results[position:position + len(chunk.entries)]
             position += len(chunk.entries)
             failed = [i for i, result in enumerate(part_results) if not result.get("SequenceNumber")]
-            if call.verify:
-                self._check_shards(outbox, part, part_results)
+            held = self._check_shards(outbox, part, part_results) if call.verify else []
             if not failed:
                 queue.stalled = 0
-                accepted.append(part)
+                accepted.append(_pick(part, held, keep=False) if held else part)
                 continue
             part_codes = Counter(str(part_results[i].get("ErrorCode") or "NoSequenceNumber") for i in failed)
             codes += part_codes
@@ -237,7 +248,7 @@ class Dispatcher:
                 throttled_any = True
                 outbox.throttled(queue, now, throttled / len(chunk.entries))
             if len(failed) < len(chunk.entries):
-                accepted.append(_pick(part, failed, keep=False))
+                accepted.append(_pick(part, failed + held, keep=False))
                 queue.stalled = 1
             else:
                 queue.stalled += 1
@@ -275,7 +286,7 @@ class Dispatcher:
     def _again(self, outbox: Outbox, part: Part, now: float) -> bool:
         """Queue the entries of ``part``, which Kinesis did not accept, to be sent again; return True instead when
         some of them have been failing for the whole retry time."""
-        failing: list[Chunk | Ordered] = [part.chunk] if part.items is None else list(part.items)
+        failing: list[Chunk | Item] = [part.chunk] if part.items is None else list(part.items)
         for failed in failing:
             if failed.failed_since is None:
                 failed.failed_since = now
@@ -290,21 +301,51 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- the shard map
 
-    def _check_shards(self, outbox: Outbox, part: Part, results: list[dict[str, Any]]) -> None:
-        """Compare the shards the accepted entries landed on with the shard the map predicted."""
+    def _check_shards(self, outbox: Outbox, part: Part, results: list[dict[str, Any]]) -> list[int]:
+        """Compare the shards the accepted entries landed on with the shard the map predicted; a mismatch makes the
+        stream load its map again. Returns the positions of aggregates whose user records' keys decide their shard
+        that landed elsewhere: they are settled once the new map says whether every user record belongs where the
+        aggregate landed (:meth:`_settle_held`); the part's other entries are then the accepted ones, the failed
+        ones those with a sequence number that are not held."""
         expected = part.queue.shard.id if part.queue.shard is not None else None
         if expected is None:
-            return
-        for result in results:
+            return []
+        held = []
+        for position, result in enumerate(results):
             landed = result.get("ShardId")
-            if landed is not None and result.get("SequenceNumber") and landed != expected:
-                self._stale.add(outbox.stream_name)
-                return
+            if landed is None or not result.get("SequenceNumber") or landed == expected:
+                continue
+            self._stale.add(outbox.stream_name)
+            item = part.items[position] if part.items is not None else None
+            if item is not None and item.packed is not None and item.packed.digests is not None:
+                self._held.append((outbox, item, str(landed)))
+                held.append(position)
+        return held
 
-    def _reload(self, outbox: Outbox, now: float) -> None:
-        """Load the stream's shard map again (at most every :data:`RELOAD_INTERVAL_SECONDS`)."""
+    def _settle_held(self, now: float) -> None:
+        """Aggregates that landed on another shard than predicted, now that the maps are new: accepted when every
+        user record belongs to the shard it landed on, else packed again and sent (see :meth:`Outbox.repack`)."""
+        held, self._held = self._held, []
+        for outbox, item, landed in held:
+            shard = next((queue.shard for queue in outbox.all_queues() if queue.shard is not None
+                          and queue.shard.id == landed), None)
+            assert item.packed is not None
+            if shard is not None and item.packed.within(shard):
+                chunk = Chunk(item.batch, [item.entry], [item.size], None, item.size)
+                self._accept(outbox, [Part(chunk, outbox.shards[0], item.close, False, [item])])
+            elif item.failed_since is not None and now - item.failed_since >= self._retry_seconds:
+                raise transient_error(
+                    f"Kinesis stream '{outbox.stream_name}' kept putting aggregated records on other shards than "
+                    f"their records belong to for {self._retry_seconds:g} s (last: {landed}).")
+            else:
+                item.failed_since = item.failed_since or now  # bounded by the retry time, like any resend
+                self._progress.resent(outbox.stream_name, item.records, 0)
+                outbox.repack(item)
+
+    def _reload(self, outbox: Outbox, now: float, force: bool = False) -> None:
+        """Load the stream's shard map again (at most every :data:`RELOAD_INTERVAL_SECONDS`, unless ``force``)."""
         name = outbox.stream_name
-        if self._reload_map is None or now - self._reloaded_at[name] < RELOAD_INTERVAL_SECONDS:
+        if self._reload_map is None or (now - self._reloaded_at[name] < RELOAD_INTERVAL_SECONDS and not force):
             return
         self._reloaded_at[name] = now
         before = outbox.map

@@ -24,11 +24,12 @@ to look again. Entries a call did not get written come back (:meth:`Outbox.reque
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from destination_kinesis.pacing import Budget, ShardLimits
+from destination_kinesis.packing import Aggregated, Packed, Packer
 from destination_kinesis.shardmap import Shard, ShardMap
 
 if TYPE_CHECKING:
@@ -66,32 +67,52 @@ class Chunk:
         return head
 
 
-class Ordered:
-    """One entry of a key whose records go in input order (``ordering: per_key``): its batch, entry, size and key,
-    when it first failed and how many calls it has been in."""
+class Item:
+    """An entry that waits and goes on its own: a record of a key whose records go in input order (``ordering:
+    per_key``, then ``ordered``), or a Kinesis record packed by :mod:`~destination_kinesis.packing` (``packed``
+    holds its user records when it is an aggregate). Its batch, entry (open, unless ``close`` is empty: packed ones
+    come closed), size, key (its partition key; for packed ones in order, the id of the shard it was made for, so
+    that a shard has one of them in flight at a time), how many user records it holds, the hash key that places it
+    (None: its key's MD5), when it first failed and how many calls it has been in."""
 
-    __slots__ = ("batch", "entry", "size", "key", "failed_since", "attempts")
+    __slots__ = ("batch", "entry", "size", "key", "records", "target", "packed", "close", "ordered",
+                 "failed_since", "attempts")
 
-    def __init__(self, batch: Batch, entry: bytes, size: int, key: bytes):
+    def __init__(self, batch: Batch, entry: bytes, size: int, key: bytes, ordered: bool):
         self.batch = batch
         self.entry = entry
         self.size = size
         self.key = key
+        self.ordered = ordered
+        self.records = 1
+        self.target: int | None = None
+        self.packed: Packed | None = None
+        self.close = PLAIN_CLOSE
         self.failed_since: float | None = None
         self.attempts = 0
+
+    @classmethod
+    def of(cls, batch: Batch, aggregated: Aggregated, ordered: bool) -> Item:
+        """The item of a Kinesis record :mod:`~destination_kinesis.packing` made (its entry comes closed)."""
+        item = cls(batch, aggregated.entry, aggregated.size, aggregated.shard.id.encode() if ordered else b"",
+                   ordered)
+        item.records, item.target, item.packed, item.close = (aggregated.records, aggregated.target,
+                                                              aggregated.packed, b"")
+        return item
 
 
 class ShardQueue:
     """One shard of the stream: its budget, the keyed entries waiting for it (in chunks, and the keys of ordered ones
     that may be sent now), when it may be sent to again after a failure, and what it took."""
 
-    __slots__ = ("shard", "budget", "chunks", "ready", "queued", "close", "not_before", "stalled", "routed",
+    __slots__ = ("shard", "budget", "chunks", "items", "ready", "queued", "close", "not_before", "stalled", "routed",
                  "accepted", "throttled")
 
     def __init__(self, shard: Shard | None, budget: Budget | None, close: bytes):
         self.shard = shard
         self.budget = budget  # None: unpaced
         self.chunks: deque[Chunk] = deque()
+        self.items: deque[Item] = deque()  # packed Kinesis records for this shard, not in order per key
         #: Keys of ordered entries whose next entry may go now (none of theirs in flight), in the order they became so.
         self.ready: dict[bytes, None] = {}
         self.queued = 0  # entries waiting for this shard: in chunks, and ordered ones
@@ -114,7 +135,7 @@ class Part:
     __slots__ = ("chunk", "queue", "close", "free", "items")
 
     def __init__(self, chunk: Chunk, queue: ShardQueue, close: bytes, free: bool,
-                 items: list[Ordered] | None = None):
+                 items: list[Item] | None = None):
         self.chunk = chunk
         self.queue = queue
         self.close = close
@@ -149,8 +170,9 @@ class Outbox:
     """The entries of one Kinesis stream not yet accepted and not in flight; see the module's docstring."""
 
     def __init__(self, stream_name: str, shard_map: ShardMap | None, limits: ShardLimits, max_records: int,
-                 max_bytes: int, now: float):
+                 max_bytes: int, now: float, packer: Packer | None = None):
         self.stream_name = stream_name
+        self.packer = packer  # aggregation kpl (with a shard map only)
         self.max_records = max_records
         self.max_bytes = max_bytes
         self._limits = limits
@@ -164,10 +186,11 @@ class Outbox:
         self.map: ShardMap | None = None
         self.shards: list[ShardQueue] = []
         self._backlog: dict[ShardQueue, None] = {}  # shard queues holding keyed entries, in insertion order
-        self._ordered: dict[bytes, deque[Ordered]] = {}  # the waiting ordered entries of each key, in input order
+        self._ordered: dict[bytes, deque[Item]] = {}  # the waiting ordered entries of each key, in input order
         self.busy: set[bytes] = set()  # keys with an ordered entry in flight
         self.retrying: set[bytes] = set()  # keys whose next ordered entry was sent before and not accepted
         self._rotation: deque[ShardQueue] = deque()
+        self._draining: set[bytes] = set()  # keys of packed records in order still in flight to shards now closed
         self.set_map(shard_map, now)
 
     @property
@@ -179,6 +202,7 @@ class Outbox:
         get fresh ones, and keyed entries waiting are sorted into the queues of the shards their keys now hash to."""
         old = {queue.shard: queue for queue in self.shards if queue.shard is not None}
         waiting = [chunk for queue in self.shards for chunk in queue.chunks]
+        items = [item for queue in self.shards for item in queue.items]
         if shard_map is None:
             queues = [ShardQueue(None, None, PLAIN_CLOSE)]
         else:
@@ -191,16 +215,23 @@ class Outbox:
         self._backlog.clear()
         for queue in queues:
             queue.chunks.clear()
+            queue.items.clear()
             queue.ready.clear()
             queue.queued = 0
         for chunk in waiting:
             self._sort(chunk, head=False)
-        for key, items in self._ordered.items():
-            queue = self._queue_of(key)
-            queue.queued += len(items)
-            self._backlog[queue] = None
-            if key not in self.busy:
-                queue.ready[key] = None
+        for item in self._repacked(items):
+            self._enqueue(item, head=False, first=False)
+        ordered, self._ordered = self._ordered, {}
+        if self.packer is not None:
+            # Packed records in order are keyed by the id of their shard: those in flight to shards now closed hold
+            # back every other packed record until they are settled, so that each key stays in order (see
+            # requeue_item, which packs such a record again for the new shards, ahead of the rest).
+            open_ids = {queue.shard.id.encode() for queue in queues if queue.shard is not None}
+            self._draining |= self.busy - open_ids
+        for waiting_items in ordered.values():
+            for item in self._repacked(waiting_items):
+                self._enqueue(item, head=False, first=False)
 
     def _new_queue(self, shard: Shard, shards: int, now: float) -> ShardQueue:
         # Free entries sent to the only shard of a stream need no explicit hash key: every key goes there.
@@ -211,10 +242,13 @@ class Outbox:
 
     def put(self, batch: Batch) -> None:
         """Queue a closed batch's entries."""
+        if self.packer is not None and self.map is not None and batch.packing:
+            self._put_packed(batch)
+            return
         self.queued_bytes += batch.size
         if batch.ordered and batch.keys is not None:
             for entry, size, key in zip(batch.entries, batch.sizes, batch.keys, strict=True):
-                self._enqueue(Ordered(batch, entry, size, key), head=False)
+                self._enqueue(Item(batch, entry, size, key, ordered=True), head=False)
             return
         chunk = Chunk(batch, batch.entries, batch.sizes, batch.keys, batch.size)
         if batch.keys is None or self.map is None:
@@ -233,44 +267,120 @@ class Outbox:
         else:
             self._sort(chunk, head=True)
 
-    def requeue_item(self, item: Ordered) -> None:
-        """An ordered entry sent but not accepted: it goes again before every later entry of its key."""
-        self.queued_bytes += item.size
-        self.busy.discard(item.key)
-        self.retrying.add(item.key)
-        self._enqueue(item, head=True)
+    def _put_packed(self, batch: Batch) -> None:
+        """Pack an aggregating batch's records (see :mod:`~destination_kinesis.packing`) and queue the Kinesis
+        records made; the batch then waits for Kinesis records, not for its user records one by one."""
+        assert self.packer is not None and self.map is not None and batch.keys is not None
+        made = self.packer.pack(batch.keys, batch.entries, batch.random, self.map, self._next_shard)
+        batch.pending = len(made)
+        for aggregated in made:
+            item = Item.of(batch, aggregated, batch.ordered)
+            self.queued_bytes += item.size
+            self._enqueue(item, head=False)
 
-    def accepted_item(self, item: Ordered) -> None:
-        """Kinesis accepted an ordered entry: the next entry of its key may go."""
+    def _next_shard(self) -> Shard:
+        """The shard the next aggregate of random keys is for: the shards in turn."""
+        queue = self._rotation[0]
+        self._rotation.rotate(-1)
+        assert queue.shard is not None
+        return queue.shard
+
+    def _repacked(self, items: Iterable[Item]) -> list[Item]:
+        """These items for the current map: aggregates whose user records no longer all belong to the shard their
+        target is in are packed again (an aggregate of random keys always still fits: its records carry its explicit
+        hash key); the others as they are."""
+        result: list[Item] = []
+        for item in items:
+            if item.packed is None or self.packer is None or self.map is None:
+                result.append(item)
+                continue
+            queue = self._queue_of(item)
+            if not item.ordered and queue.shard is not None and item.packed.within(queue.shard):
+                result.append(item)
+            else:  # in order, an aggregate keyed by a shard id goes to its new shard's key: packed again
+                result += self._pack_again(item)
+        return result
+
+    def _pack_again(self, item: Item) -> list[Item]:
+        """The user records of an aggregate packed anew for the current map (its batch then waits for those)."""
+        assert item.packed is not None and self.packer is not None and self.map is not None
+        packed = item.packed
+        made = self.packer.pack(packed.keys, packed.datas, packed.digests is None, self.map, self._next_shard)
+        item.batch.pending += len(made) - 1
+        items = []
+        for aggregated in made:
+            new = Item.of(item.batch, aggregated, item.ordered)
+            new.failed_since, new.attempts = item.failed_since, item.attempts
+            items.append(new)
+        return items
+
+    def repack(self, item: Item) -> None:
+        """An aggregate Kinesis accepted on another shard than it was made for, whose user records do not all belong
+        there: the KCL drops it, so its user records are packed again and sent (readers that do not filter see them
+        twice)."""
+        self.accepted_item(item)
+        for new in reversed(self._pack_again(item)):
+            self.queued_bytes += new.size
+            self._enqueue(new, head=True)
+
+    def requeue_item(self, item: Item) -> None:
+        """An item sent but not accepted: it goes again before every later item of its key (or of its shard)."""
+        if item.ordered:
+            self.busy.discard(item.key)
+            self.retrying.add(item.key)
+        if item.ordered and item.key in self._draining:
+            self._draining.discard(item.key)
+            again = self._pack_again(item)
+        else:
+            again = [item]
+        for new in reversed(again):
+            self.queued_bytes += new.size
+            self._enqueue(new, head=True)
+
+    def accepted_item(self, item: Item) -> None:
+        """Kinesis accepted an item: the next entry of its key may go."""
+        if not item.ordered:
+            return
         key = item.key
         self.busy.discard(key)
         self.retrying.discard(key)
+        self._draining.discard(key)
         items = self._ordered.get(key)
         if items:
-            self._queue_of(key).ready[key] = None
+            self._queue_of(items[0]).ready[key] = None
         elif items is not None:
             del self._ordered[key]
 
-    def _enqueue(self, item: Ordered, head: bool) -> None:
-        items = self._ordered.get(item.key)
-        if items is None:
-            items = self._ordered[item.key] = deque()
-        queue = self._queue_of(item.key)
-        if head:
-            items.appendleft(item)
+    def _enqueue(self, item: Item, head: bool, first: bool = True) -> None:
+        """Queue an item (at the head: it was sent before); ``first``: it has not been counted for its shard."""
+        queue = self._queue_of(item)
+        if not item.ordered:
+            if head:
+                queue.items.appendleft(item)
+            else:
+                queue.items.append(item)
         else:
-            items.append(item)
-            queue.routed += 1
+            items = self._ordered.get(item.key)
+            if items is None:
+                items = self._ordered[item.key] = deque()
+            if head:
+                items.appendleft(item)
+            else:
+                items.append(item)
+            if item.key not in self.busy:
+                queue.ready[item.key] = None
+        if first and not head:
+            queue.routed += item.records
         queue.queued += 1
         self._backlog[queue] = None
-        if item.key not in self.busy:
-            queue.ready[item.key] = None
 
-    def _queue_of(self, key: bytes) -> ShardQueue:
+    def _queue_of(self, item: Item) -> ShardQueue:
         shard_map = self.map
         if shard_map is None or len(shard_map) == 1:
             return self.shards[0]
-        return self.shards[shard_map.index_of_key(key)]
+        if item.target is not None:
+            return self.shards[shard_map.index_of_hash_key(item.target)]
+        return self.shards[shard_map.index_of_key(item.key)]
 
     def _sort(self, chunk: Chunk, head: bool) -> None:
         """Put keyed entries into the queues of their shards (at the head: entries sent before, to go first)."""
@@ -311,7 +421,7 @@ class Outbox:
         return self.free_count + sum(queue.queued for queue in self._backlog)
 
     def busiest_key(self) -> tuple[int, int]:
-        """Ordered entries waiting for the key that has the most, and for all keys together."""
+        """Item entries waiting for the key that has the most, and for all keys together."""
         counts = [len(items) for items in self._ordered.values()]
         return max(counts, default=0), sum(counts)
 
@@ -327,14 +437,7 @@ class Outbox:
         plan = _Plan(self.max_records, self.max_bytes)
         sendable = self.free_count  # entries that could go now but for budget and room
         for queue in self._backlog:
-            left = plan.budget(queue, now)
-            for chunk in queue.chunks:
-                if plan.take(queue, chunk, left, free=False) < len(chunk.entries):
-                    break
-            for key in queue.ready:
-                if plan.full or not plan.take_ordered(queue, self._ordered[key][0], left):
-                    break
-            sendable += sum(len(chunk.entries) for chunk in queue.chunks) + len(queue.ready)
+            sendable += self._plan_queue(plan, queue, now)
             if plan.full:
                 break
         if self.free and not plan.full:
@@ -342,6 +445,21 @@ class Outbox:
         if not plan.takes or not (plan.full or plan.rested or plan.records == sendable):
             return None
         return self._commit(plan)
+
+    def _plan_queue(self, plan: _Plan, queue: ShardQueue, now: float) -> int:
+        """Plan what the call may take of one shard's queue: its chunks in order, then its items; return how many
+        entries could go now but for budget and room."""
+        left = plan.budget(queue, now)
+        for chunk in queue.chunks:
+            if plan.take(queue, chunk, left, free=False) < len(chunk.entries):
+                break
+        items = [*queue.items, *(self._ordered[key][0] for key in queue.ready)]
+        if self._draining:  # packed records in order wait until those sent to closed shards are settled
+            items = [item for item in items if not (item.ordered and item.packed is not None)]
+        for item in items:
+            if plan.full or not plan.take_item(queue, item, left):
+                break
+        return sum(len(chunk.entries) for chunk in queue.chunks) + len(items)
 
     def _plan_free(self, plan: _Plan, now: float) -> None:
         """Plan free entries, in order, to the shards with budget, taking the shards in turn: the one unused longest
@@ -368,8 +486,10 @@ class Outbox:
         went through the chunks in order) and spend the shards' budgets."""
         parts: list[Part] = []
         for queue, count, size, free, item in plan.takes:
+            if queue.budget is not None:
+                queue.budget.spend(count, size)
             if item is not None:
-                self._take_ordered(queue, item, parts)
+                self._take_item(queue, item, parts)
                 continue
             source = self.free if free else queue.chunks
             head = source[0]
@@ -383,25 +503,26 @@ class Outbox:
                 queue.queued -= count
                 if not queue.queued:
                     del self._backlog[queue]
-            if queue.budget is not None:
-                queue.budget.spend(count, size)
             parts.append(Part(taken, queue, queue.close if free else PLAIN_CLOSE, free))
         self.queued_bytes -= plan.size
         return Call(self.stream_name, parts, plan.records, plan.size)
 
-    def _take_ordered(self, queue: ShardQueue, item: Ordered, parts: list[Part]) -> None:
-        """Take an ordered entry into the call (into the last part when that holds ordered entries of this shard)."""
+    def _take_item(self, queue: ShardQueue, item: Item, parts: list[Part]) -> None:
+        """Take an item into the call (into the last part when that holds items of this shard closed alike)."""
         key = item.key
-        self._ordered[key].popleft()
-        del queue.ready[key]
-        self.busy.add(key)
+        if item.ordered:
+            self._ordered[key].popleft()
+            del queue.ready[key]
+            self.busy.add(key)
+        else:
+            queue.items.popleft()
         item.attempts += 1
         queue.queued -= 1
         if not queue.queued:
             del self._backlog[queue]
         last = parts[-1] if parts else None
-        if last is None or last.queue is not queue or last.items is None:
-            last = Part(Chunk(item.batch, [], [], [], 0), queue, PLAIN_CLOSE, False, [])
+        if last is None or last.queue is not queue or last.items is None or last.close != item.close:
+            last = Part(Chunk(item.batch, [], [], [], 0), queue, item.close, False, [])
             parts.append(last)
         assert last.items is not None and last.chunk.keys is not None
         last.items.append(item)
@@ -413,7 +534,7 @@ class Outbox:
     def next_time(self, now: float) -> float | None:
         """When :meth:`compose` may make a call that it would not make now (None: only new entries can)."""
         # Shards with entries that may go (ordered entries whose key has one in flight may not).
-        candidates = self.shards if self.free_count else [q for q in self._backlog if q.chunks or q.ready]
+        candidates = self.shards if self.free_count else [q for q in self._backlog if q.chunks or q.items or q.ready]
         if not candidates:
             return None
         times = []
@@ -444,7 +565,7 @@ class _Plan:
         self.records = 0
         self.size = 0
         #: queue, entries, bytes, free, and the ordered entry when the take is one
-        self.takes: list[tuple[ShardQueue, int, int, bool, Ordered | None]] = []
+        self.takes: list[tuple[ShardQueue, int, int, bool, Item | None]] = []
         self.full = False  # the call can take no more entries
         self.rested = False  # a shard it looked at had a rested budget: waiting would not add to it
         self._left: dict[ShardQueue, list[float]] = {}  # budget left per shard: records, bytes, rested (1 or 0)
@@ -497,8 +618,8 @@ class _Plan:
         return count
 
 
-    def take_ordered(self, queue: ShardQueue, item: Ordered, left: list[float]) -> bool:
-        """Plan one ordered entry if it fits the call and the shard's budget (alone, like any entry larger than a
+    def take_item(self, queue: ShardQueue, item: Item, left: list[float]) -> bool:
+        """Plan one item if it fits the call and the shard's budget (alone, like any entry larger than a
         whole budget, once the budget is rested); return whether it did."""
         if self.room == 0 or left[0] < 1:
             self.full |= self.room == 0

@@ -45,10 +45,13 @@ class Sending(Protocol):
 
 @dataclass(slots=True)
 class StreamTotals:
-    """One Kinesis stream's accepted records and what it took."""
+    """One Kinesis stream's accepted records and what it took: user records, and the Kinesis records they went in
+    (fewer with aggregation) with their bytes and PUT payload units."""
 
     records: int = 0
+    kinesis_records: int = 0
     bytes: int = 0
+    put_units: int = 0
     calls: int = 0
     resent_entries: int = 0
     throttled: int = 0  # entries throttled (a throttled whole call counts each of its entries)
@@ -81,11 +84,16 @@ class Progress:
     def called(self, kinesis_name: str) -> None:
         self.streams[kinesis_name].calls += 1
 
-    def accepted(self, kinesis_name: str, records: int, size: int) -> None:
-        """Kinesis accepted ``records`` entries (``size`` bytes) of ``kinesis_name``."""
+    def accepted(self, kinesis_name: str, records: int, size: int, kinesis_records: int | None = None,
+                 put_units: int | None = None) -> None:
+        """Kinesis accepted ``records`` user records of ``kinesis_name``, in ``kinesis_records`` Kinesis records (the
+        same number unless aggregated) of ``size`` bytes and ``put_units`` PUT payload units (one each unless said)."""
         totals = self.streams[kinesis_name]
         totals.records += records
         totals.bytes += size
+        totals.kinesis_records += records if kinesis_records is None else kinesis_records
+        totals.put_units += (records if kinesis_records is None else kinesis_records) if put_units is None \
+            else put_units
 
     def resent(self, kinesis_name: str, entries: int, throttled: int) -> None:
         """``entries`` were not accepted (``throttled`` of them for throughput) and will be sent again."""
@@ -110,7 +118,7 @@ class Progress:
         rate = (records - self._last_records) / max(now - self._last_time, 1e-9)
         resent = sum(totals.resent_entries for totals in self.streams.values())
         throttled = sum(totals.throttled for totals in self.streams.values())
-        per_stream = ", ".join(f"'{name}' {totals.records:,}{_waiting(dispatcher.outboxes.get(name))}"
+        per_stream = ", ".join(f"'{name}' {totals.records:,}{_packed(totals)}{_waiting(dispatcher.outboxes.get(name))}"
                                for name, totals in self.streams.items())
         logger.info("Progress: %s records (%.1f MB) written, %s records/s, %d requests in flight (limit %d), "
                     "%s entries resent so far (%s throttled); per Kinesis stream: %s.", f"{records:,}", megabytes,
@@ -199,15 +207,21 @@ class Progress:
         each shard's records and throttled entries."""
         verb = "written" if succeeded else "written before the failure"
         for name, totals in self.streams.items():
-            logger.info("Kinesis stream '%s': %s records (%s bytes) %s in %s PutRecords calls; %s entries resent, "
-                        "%s throttled.", name, f"{totals.records:,}", f"{totals.bytes:,}", verb, f"{totals.calls:,}",
-                        f"{totals.resent_entries:,}", f"{totals.throttled:,}")
+            logger.info("Kinesis stream '%s': %s records %s as %s Kinesis records (%s bytes, %s PUT payload units) in "
+                        "%s PutRecords calls; %s entries resent, %s throttled.", name, f"{totals.records:,}", verb,
+                        f"{totals.kinesis_records:,}", f"{totals.bytes:,}", f"{totals.put_units:,}",
+                        f"{totals.calls:,}", f"{totals.resent_entries:,}", f"{totals.throttled:,}")
             outbox = dispatcher.outboxes.get(name) if dispatcher is not None else None
             if outbox is not None and outbox.paced:
                 shards = ", ".join(f"{queue.name} {queue.accepted:,} ({queue.throttled:,} throttled)"
                                    for queue in outbox.all_queues() if queue.accepted or queue.throttled)
                 logger.info("Kinesis stream '%s' per shard, records written (entries throttled): %s.", name,
                             shards or "none")
+
+
+def _packed(totals: StreamTotals) -> str:
+    """How many Kinesis records a stream's user records went in, when that is another number (aggregation)."""
+    return "" if totals.kinesis_records == totals.records else f" in {totals.kinesis_records:,} Kinesis records"
 
 
 def _waiting(outbox: Outbox | None) -> str:

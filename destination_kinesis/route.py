@@ -36,6 +36,8 @@ class Route:
     encoder: Encoder | None = None
     skip_oversize: bool = False
     ordered: bool = False
+    #: Records are packed into KPL aggregates (aggregation kpl on a stream with a shard map).
+    packing: bool = False
     bytes: int = 0
     rejected: int = 0
     plain: bool = field(init=False)
@@ -43,7 +45,7 @@ class Route:
     batch: Batch | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.plain = self.partitioner is None and self.encoder is None
+        self.plain = self.partitioner is None and self.encoder is None and not self.packing
 
     @property
     def records(self) -> int:

@@ -25,6 +25,7 @@ from destination_kinesis.naming import kinesis_stream_names, shared_streams
 from destination_kinesis.outbox import Outbox
 from destination_kinesis.output import Output
 from destination_kinesis.pacing import ShardLimits
+from destination_kinesis.packing import Packer
 from destination_kinesis.partition import key_rules
 from destination_kinesis.progress import Progress
 from destination_kinesis.putrecords import PutRecords
@@ -72,6 +73,7 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
         share = "" if config.shard_write_share == 1 else f" × shardWriteShare {config.shard_write_share:g}"
         logger.info("Writes are paced per shard to %s records and %s bytes per second%s.",
                     f"{limits.records_per_second:,.0f}", f"{limits.bytes_per_second:,.0f}", share)
+    packers = {name: _packer(config, name, maps[name], streams[name].max_record_bytes) for name in kinesis_names}
     checkpoint = Checkpoint(keys, output.write_lines)
     routes = {}
     for key in keys:
@@ -81,10 +83,12 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
                             partitioner=None if rules[key].is_random else Partitioner(key, rules[key]),
                             encoder=None if encoder.is_default else encoder,
                             skip_oversize=config.oversize_records == "skip",
-                            ordered=ordered(config, rules[key]))
+                            ordered=ordered(config, rules[key]),
+                            packing=packers[names[key]] is not None)
     client = kinesis_client(session, data_path=True, max_connections=in_flight + 2)
     now = time.monotonic()
-    outboxes = [Outbox(name, maps[name], limits, config.buffer_size, MAX_REQUEST_BYTES, now) for name in kinesis_names]
+    outboxes = [Outbox(name, maps[name], limits, config.buffer_size, MAX_REQUEST_BYTES, now, packers[name])
+                for name in kinesis_names]
     progress = Progress(kinesis_names, now, key_settings(names, rules))
     dispatcher = Dispatcher(outboxes, Sender(PutRecords(client), in_flight), checkpoint, progress, in_flight,
                             config.retry_timeout_seconds, lambda name: shard_map(admin, name, quiet=True))
@@ -104,6 +108,23 @@ def ordered(config: KinesisConfig, rule: KeyRule) -> bool:
     """Whether a stream's records keep their input order per partition key: ``ordering`` says, and unset means yes
     for keys from the data. Random keys are all distinct, so there is no order per key to keep."""
     return not rule.is_random and config.ordering != "none"
+
+
+def _packer(config: KinesisConfig, name: str, shard_map: ShardMap | None, max_record_bytes: int) -> Packer | None:
+    """How stream ``name`` packs records into aggregates, or None when it does not (aggregation none, or no shard
+    map to tell which records share a shard: then it is said once)."""
+    if config.aggregation == "none":
+        return None
+    if shard_map is None:
+        logging.getLogger("airbyte").warning(
+            "Kinesis stream '%s': records are written unaggregated, as its shards could not be listed: an aggregate "
+            "may hold records of one shard only.", name)
+        return None
+    packer = Packer(min(config.aggregation_max_bytes, max_record_bytes), config.aggregation_max_records)
+    logging.getLogger("airbyte").info(
+        "Kinesis stream '%s': records are packed into KPL aggregated records of up to %s bytes and %s records.",
+        name, f"{packer.max_bytes:,}", f"{packer.max_records:,}")
+    return packer
 
 
 def shard_map(client: Any, name: str, quiet: bool = False) -> ShardMap | None:

@@ -249,7 +249,9 @@ class Writer:
             route.rejected += 1
             self._checkpoint.reject(route.lane)
             return
-        if route.partitioner is None:
+        if route.packing:
+            ready = self._batcher.add(route, data, size, key)
+        elif route.partitioner is None:
             ready = self._batcher.add(route, open_entry(data, b'"%b"' % key), size)
         else:
             ready = self._batcher.add(route, open_entry(data, orjson.dumps(key.decode("utf-8"))), size, key)

@@ -82,6 +82,8 @@ STOP_JOIN_SECONDS = 40.0
 
 #: Called with (Kinesis stream name, record data) for each entry the backend accepted, before the client hears of it.
 WrittenCallback = Callable[[str, bytes], None]
+#: The same, with the id of the shard the backend wrote the record to.
+LandedCallback = Callable[[str, bytes, str], None]
 
 
 @dataclass
@@ -121,17 +123,20 @@ class FaultProxy:
 
     :attr:`injected` counts the faults injected by kind, plus ``calls`` (PutRecords calls seen), ``entries``
     (entries in them), ``failed_entries`` (entries answered as failed without being written) and ``wrong_count``
-    (answers whose FailedRecordCount lies). With the plan's ``shard_limits``, :attr:`limiter` enforces them and
+    (answers whose FailedRecordCount lies). ``on_landed``, like ``on_written``, hears of each accepted entry, with
+    the shard it was written to. With the plan's ``shard_limits``, :attr:`limiter` enforces them and
     counts per stream and shard (else it is None). ``clock`` times the throttle window and the limits; tests pass a
     clock they move themselves.
     """
 
     def __init__(self, backend: str, plan: FaultPlan, on_written: WrittenCallback | None = None,
+                 on_landed: LandedCallback | None = None,
                  clock: Clock = time.monotonic):
         parts = urlsplit(backend)
         self.backend = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.plan = plan
         self._on_written = on_written
+        self._on_landed = on_landed
         self._rng = random.Random(plan.seed)
         self._lock = threading.Lock()
         self._first_put: float | None = None
@@ -235,11 +240,15 @@ class FaultProxy:
             return kind, failing, lies
 
     def _written(self, stream: str, entries: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        if self._on_written is None:
+        if self._on_written is None and self._on_landed is None:
             return
         for entry, result in zip(entries, results, strict=True):
             if result.get("SequenceNumber"):
-                self._on_written(stream, base64.b64decode(entry["Data"]))
+                data = base64.b64decode(entry["Data"])
+                if self._on_written is not None:
+                    self._on_written(stream, data)
+                if self._on_landed is not None:
+                    self._on_landed(stream, data, str(result.get("ShardId")))
 
     def _list_shards(self, stream: str) -> list[dict[str, Any]] | None:
         """Every shard of ``stream`` as the backend lists them (ListShards, every page), or None when it answers

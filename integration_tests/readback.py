@@ -19,7 +19,8 @@ from typing import Any
 
 from .connector import SyncResult, error_traces
 from .inputs import SEQ, Message, StreamKey, loads
-from .kinesis_emulator import read_stream
+from .kinesis_emulator import kinesis_client, read_stream
+from .kpl import effective_hash_key, read_user_records, shard_hash_ranges, sub_records
 
 ENVELOPE_KEYS = {"_airbyte_ab_id", "_airbyte_emitted_at", "_airbyte_data"}
 
@@ -216,19 +217,20 @@ def input_records(input_messages: list[Message]) -> dict[RecordId, Any]:
 
 
 def read_back(endpoint: str, input_messages: list[Message], partition_key_is_ab_id: bool = True) -> ReadBack:
-    """Read every shard of every stream the input writes to. Every Kinesis record must be the envelope of an input
-    record with its exact data and (unless ``partition_key_is_ab_id`` is false: keys made from the data) its
-    ``_airbyte_ab_id`` as partition key; copies are counted, never refused."""
+    """Read every shard of every stream the input writes to, as a KCL consumer does (aggregates de-aggregated and
+    filtered: see :mod:`integration_tests.kpl`). Every record must be the envelope of an input record with its exact
+    data and (unless ``partition_key_is_ab_id`` is false: keys made from the data) its ``_airbyte_ab_id`` as
+    partition key; copies are counted, never refused."""
     expected = input_records(input_messages)
     counts: Counter[RecordId] = Counter()
     ab_ids: set[str] = set()
     resent = rewritten = 0
     for stream_name in dict.fromkeys(name for name, _ in expected):
-        for item in read_stream(endpoint, stream_name):
-            envelope = loads(item["data"])
+        for item in read_user_records(endpoint, stream_name):
+            envelope = loads(item.data)
             assert isinstance(envelope, dict) and set(envelope) == ENVELOPE_KEYS, f"{stream_name}: {envelope!r:.300}"
             ab_id = envelope["_airbyte_ab_id"]
-            assert item["partition_key"] == ab_id or not partition_key_is_ab_id, \
+            assert item.partition_key == ab_id or not partition_key_is_ab_id, \
                 f"{stream_name}: partition key is not the ab_id"
             data = envelope["_airbyte_data"]
             key = (stream_name, data.get(SEQ) if isinstance(data, dict) else None)
@@ -253,16 +255,45 @@ class LiveCoverage:
     records were accepted is never flagged; :attr:`early` lists the states printed before (their id and gaps).
     """
 
-    def __init__(self, input_messages: list[Message]):
+    def __init__(self, input_messages: list[Message], endpoint: str | None = None):
         self._coverage = Coverage(input_messages)
         self.written: set[RecordId] = set()
         self.early: list[tuple[Any, list[RecordId]]] = []
         self._lock = threading.Lock()
+        self._endpoint = endpoint
+        self._ranges: dict[str, dict[str, tuple[int, int]]] = {}
+        #: Aggregates Kinesis accepted that a KCL consumer drops (a user record outside the shard's range), and
+        #: records that start like an aggregate but are not a valid one.
+        self.dropped = 0
+        self.broken = 0
 
     def on_written(self, stream_name: str, data: bytes) -> None:
         seq = record_seq(data)
         with self._lock:
             self.written.add((stream_name, seq if seq is not None else -1))
+
+    def on_landed(self, stream_name: str, data: bytes, shard_id: str) -> None:
+        """Like :meth:`on_written`, as a KCL consumer reading ``shard_id`` sees the record (``endpoint`` given):
+        an aggregate's user records count as written only when the KCL keeps them."""
+        subs = sub_records(data)
+        if subs is None:
+            if data.startswith(b"\xf3\x89\x9a\xc2"):
+                self.broken += 1
+            self.on_written(stream_name, data)
+            return
+        low, high = self._range(stream_name, shard_id)
+        if not all(low <= effective_hash_key(sub) <= high for sub in subs):
+            self.dropped += 1
+            return
+        for sub in subs:
+            self.on_written(stream_name, sub.data)
+
+    def _range(self, stream_name: str, shard_id: str) -> tuple[int, int]:
+        ranges = self._ranges.get(stream_name, {})
+        if shard_id not in ranges:
+            assert self._endpoint is not None, "LiveCoverage needs the endpoint to follow aggregates"
+            ranges = self._ranges[stream_name] = shard_hash_ranges(kinesis_client(self._endpoint), stream_name)
+        return ranges[shard_id]
 
     def on_message(self, message: Message) -> None:
         if message.get("type") != "STATE":

@@ -51,9 +51,9 @@ def faulty_sync(kinesalite: Emulator, tmp_path: Path, plan: FaultPlan, count: in
     after ``refuse_for`` seconds), waiting at most ``timeout`` seconds for the connector; read everything back."""
     streams = [(None, unique("faults_a")), ("ns", unique("faults_b"))]
     messages = numbered_messages(streams, count, state_every)
-    live = LiveCoverage(messages)
+    live = LiveCoverage(messages, kinesalite.endpoint)
     started = time.monotonic()
-    with FaultProxy(kinesalite.endpoint, plan, live.on_written).start(refuse_for) as proxy:
+    with FaultProxy(kinesalite.endpoint, plan, on_landed=live.on_landed).start(refuse_for) as proxy:
         args = write_args(tmp_path, proxy.endpoint, streams, **config)
         result = RunningConnector(args, to_lines(messages), on_message=live.on_message).wait(timeout)
     seconds = time.monotonic() - started

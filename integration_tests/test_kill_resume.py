@@ -12,6 +12,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,17 @@ def replay_after(messages: list[Message], printed: list[Message]) -> list[Messag
 def test_kill_and_resume(kinesalite: Emulator, tmp_path: Path, seed: int) -> None:
     """100,000 records over two streams, a STREAM state for each stream every 1,000 records. SIGKILL after a random
     number of printed states (plus up to 0.3 s), so requests are in flight; then the replay runs to the end."""
+    kill_and_resume(kinesalite, tmp_path, seed)
+
+
+def kill_and_resume(kinesalite: Emulator, tmp_path: Path, seed: int, **config: Any) -> None:
+    """The scenario, with ``config`` added to the connector's (test_aggregation runs it aggregated)."""
     rng = random.Random(seed)
     streams = [(None, unique("resume_a")), ("ns", unique("resume_b"))]
     messages = numbered_messages(streams, RECORDS, STATE_EVERY, pad=50)
     input_states = [message for message in messages if message["type"] == "STATE"]
     kill_after = rng.randrange(1, len(input_states) * 9 // 10)
-    args = write_args(tmp_path, kinesalite.endpoint, streams)
+    args = write_args(tmp_path, kinesalite.endpoint, streams, **config)
 
     with RunningConnector(args, to_lines(messages)) as first:
         seen = 0
@@ -82,7 +88,8 @@ def test_kill_and_resume(kinesalite: Emulator, tmp_path: Path, seed: int) -> Non
     lost_by_kill = written.missing(vouched)  # only the killed run could have written these
     assert not lost_by_kill, f"printed states vouch for records that are lost, e.g. {sorted(lost_by_kill)[:5]}"
     missing = written.missing(input_records(messages))
-    print(f"\nkill and resume (seed {seed}): killed after {len(printed)} of {len(input_states)} states; replayed "
+    print(f"\nkill and resume (seed {seed}, {config or 'default config'}): killed after {len(printed)} of "
+          f"{len(input_states)} states; replayed "
           f"{len(in_replay)} records; {len(input_records(messages))} records checked, {written.duplicates} "
           f"duplicates ({written.rewritten} sent again by the replay, {written.resent} resent), {len(missing)} lost")
     assert not missing, f"{len(missing)} records lost, e.g. {missing[:5]}"

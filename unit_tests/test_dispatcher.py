@@ -18,9 +18,10 @@ from destination_kinesis.dispatcher import Dispatcher, backoff
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.outbox import Outbox
 from destination_kinesis.pacing import ShardLimits
+from destination_kinesis.packing import Packer
 from destination_kinesis.progress import Progress
 from destination_kinesis.sender import Sender
-from destination_kinesis.shardmap import ShardMap
+from destination_kinesis.shardmap import MAX_HASH_KEY, Shard, ShardMap
 from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, encode_entry, fail_entries
 from unit_tests.test_shardmap import even_shards
 
@@ -59,11 +60,11 @@ class Setup:
 
     def __init__(self, client: FakeKinesisClient, max_in_flight: int = 2, retry_seconds: float = RETRY_SECONDS,
                  shard_map: ShardMap | None = None, limits: ShardLimits = LIMITS,
-                 reload: dispatcher.MapLoader | None = None):
+                 reload: dispatcher.MapLoader | None = None, packer: Packer | None = None):
         self.client = client
         self.acks = Acks()
         self.progress = Progress([STREAM], time.monotonic())
-        self.outbox = Outbox(STREAM, shard_map, limits, 500, 5 * 1024 * 1024, time.monotonic())
+        self.outbox = Outbox(STREAM, shard_map, limits, 500, 5 * 1024 * 1024, time.monotonic(), packer)
         self.dispatcher = Dispatcher([self.outbox], Sender(client, max_in_flight), self.acks,  # type: ignore[arg-type]
                                      self.progress, max_in_flight, retry_seconds, reload)
 
@@ -371,3 +372,35 @@ def test_each_keys_entries_are_accepted_in_input_order_through_rejections_and_fa
     assert all(len({e["PartitionKey"] for e in entries}) == len(entries) for _, entries in client.calls), \
         "a call carried two entries of one key"
     assert setup.acks.runs == batch.runs
+
+
+@pytest.mark.parametrize("landed_range", ["whole", "half"])
+def test_an_aggregate_that_landed_on_another_shard_is_sent_again_unless_its_records_belong_there(
+        landed_range: str) -> None:
+    """Kinesis accepted aggregates of keyed records on a shard the map did not know (a reshard): once the new map
+    says whether all their user records belong to that shard, they are accepted (whole range), or packed again
+    for the new shards and sent (half: a KCL consumer would drop them)."""
+    end = MAX_HASH_KEY if landed_range == "whole" else MAX_HASH_KEY // 2
+    landed = Shard("shardId-000000000009", 0, end)
+    new_map = ShardMap([landed] if landed_range == "whole" else [landed, Shard("shardId-000000000010", end + 1,
+                                                                               MAX_HASH_KEY)])
+
+    def elsewhere(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"Records": [{"SequenceNumber": str(i), "ShardId": landed.id} for i in range(len(entries))]}
+
+    def by_new_map(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        shards = [new_map.shards[new_map.index_of_key(e["PartitionKey"].encode())].id for e in entries]
+        return {"Records": [{"SequenceNumber": str(i), "ShardId": shard} for i, shard in enumerate(shards)]}
+
+    client = FakeKinesisClient([elsewhere], default=by_new_map)
+    setup = Setup(client, shard_map=ShardMap(even_shards(2)), reload=lambda name: new_map,
+                  packer=Packer(51_200, 1000))
+    batch = make_batch(100)
+    batch.entries = [f"r{i}".encode() for i in range(100)]
+    batch.keys = [f"k{i}".encode() for i in range(100)]
+    batch.packing = True
+    setup.run(batch)
+    assert setup.acks.runs == batch.runs
+    resent = len(client.calls) - 1
+    assert (resent == 0) == (landed_range == "whole"), client.calls
+    assert setup.progress.streams[STREAM].records == 100

@@ -141,8 +141,8 @@ def test_summary_per_kinesis_stream_and_shard(caplog: pytest.LogCaptureFixture) 
         progress.log_summary(Dispatching({"a": box}), succeeded=True)
         progress.log_summary(None, succeeded=False)
     done, shards, failed = _messages(caplog)
-    assert done == ("Kinesis stream 'a': 1,234 records (56,789 bytes) written in 2 PutRecords calls; 2 entries "
-                    "resent, 1 throttled.")
+    assert done == ("Kinesis stream 'a': 1,234 records written as 1,234 Kinesis records (56,789 bytes, 1,234 PUT "
+                    "payload units) in 2 PutRecords calls; 2 entries resent, 1 throttled.")
     assert shards == ("Kinesis stream 'a' per shard, records written (entries throttled): shardId-000000000000 600 "
                       "(0 throttled), shardId-000000000001 634 (1 throttled).")
     assert "written before the failure" in failed
