@@ -22,7 +22,7 @@ class Route:
     envelope (:func:`~destination_kinesis.encoder.payload`); ``skip_oversize`` skips records over
     ``max_record_bytes`` (counted in ``rejected``) instead of failing; ``ordered`` keeps each partition key's
     records in input order (``ordering: per_key``; only keys made from the data need it). A route with the default
-    key and envelope is ``plain``: only plain routes take the inline path of
+    key and envelope is ``fast``: only fast routes take the inline path of
     :meth:`~destination_kinesis.writer.Writer._handle_lines`.
     :attr:`records` and ``bytes`` count the records given to batches (as their runs are counted in), ``rejected`` those
     skipped.
@@ -40,12 +40,12 @@ class Route:
     packing: bool = False
     bytes: int = 0
     rejected: int = 0
-    plain: bool = field(init=False)
+    fast: bool = field(init=False)
     #: The open batch this route's records are being appended to (see :class:`~destination_kinesis.batcher.Batcher`).
     batch: Batch | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.plain = self.partitioner is None and self.encoder is None and not self.packing
+        self.fast = self.partitioner is None and self.encoder is None
 
     @property
     def records(self) -> int:

@@ -7,7 +7,7 @@ records are acknowledged, even while the source is quiet, and reading pauses whi
 Each record is touched once on its way: its fields found by msgspec (its ``data`` not parsed into objects but
 copied as written), its envelope and PutRecords entry built as bytes, appended to its stream's batch. Lines that need
 more (errors to explain, what msgspec refuses) go through :func:`~destination_kinesis.parser.parse_line`; records
-of a stream whose :class:`Route` is not plain are found the fast way but encoded by the route's options.
+of a stream whose :class:`Route` is not fast are found the fast way but encoded by the route's options.
 """
 
 from __future__ import annotations
@@ -143,12 +143,13 @@ class Writer:
         (else each line that needs it is checked).
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
-        stream with a plain route, valid UTF-8, with an integer ``emitted_at`` and an object ``data`` (copied as
-        written, so exact), that fits in a Kinesis record and in its route's open batch (see
-        :mod:`~destination_kinesis.batcher`); and a STATE that :func:`fast_state` can cut. Plain records that do not
-        fit the open batch go through :meth:`Batcher.add`; such records of other routes, and those over the size
-        limit, are not parsed either but take :meth:`_write_record`. Anything else, valid or not, goes to
-        :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
+        stream with a fast route (random key, default envelope), valid UTF-8, with an integer ``emitted_at`` and an
+        object ``data`` (copied as written, so exact), that fits in a Kinesis record and in its route's open batch
+        (see :mod:`~destination_kinesis.batcher`), appended as a PutRecords entry, or as its data and key when the
+        route packs records into aggregates; and a STATE that :func:`fast_state` can cut. Fast records that do not fit
+        the open batch go through :meth:`Batcher.add`; records of other routes, and those over the size limit, are
+        not parsed either but take :meth:`_write_record`. Anything else, valid or not, goes to :meth:`_handle`, which
+        explains what is wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
@@ -165,7 +166,7 @@ class Writer:
                 record = message.record
                 if record is not None and message.type == "RECORD":
                     route = routes_get((record.namespace, record.stream))
-                    if route is not None and route.plain and (utf8 or is_utf8(line)):
+                    if route is not None and route.fast and (utf8 or is_utf8(line)):
                         if not ids:
                             ids.extend(new_ids(_ID_BLOCK))
                         ab_id = ids.pop()  # a JSON string, quotes included
@@ -175,6 +176,16 @@ class Writer:
                             if size > route.max_record_bytes:
                                 self._write_record(route, Record(route.key, record.emitted_at, None,
                                                                  bytes(record.data), line_no, line), ab_id)
+                            elif route.packing:  # its data and its key, to be packed into aggregates
+                                batch = route.batch
+                                if batch is not None and batch.size + size <= max_bytes:
+                                    batch.entries.append(data)
+                                    batch.keys.append(ab_id[1:-1])  # type: ignore[union-attr]  # packing: keys
+                                    batch.sizes.append(size)
+                                    batch.size += size
+                                else:
+                                    for ready in add(route, data, size, ab_id[1:-1]):
+                                        submit(ready)
                             else:
                                 batch = route.batch
                                 if batch is not None and batch.size + size <= max_bytes:

@@ -637,7 +637,7 @@ def test_routes_with_options_are_found_fast_and_written_by_their_options(monkeyp
     data as written (a number's spelling too), like the records of a plain route."""
     h = Harness(FakeKinesisClient())
     route = _optioned(h, B, partitioner=Partitioner(B, KeyRule("fields", (("tag",),))))
-    assert h.routes[A].plain and not route.plain
+    assert h.routes[A].fast and not route.fast
     parsed: list[int] = []
 
     def counting_parse_line(line: bytes, line_no: int) -> Any:
