@@ -118,8 +118,9 @@ class Progress:
         rate = (records - self._last_records) / max(now - self._last_time, 1e-9)
         resent = sum(totals.resent_entries for totals in self.streams.values())
         throttled = sum(totals.throttled for totals in self.streams.values())
-        per_stream = ", ".join(f"'{name}' {totals.records:,}{_packed(totals)}{_waiting(dispatcher.outboxes.get(name))}"
-                               for name, totals in self.streams.items())
+        per_stream = ", ".join(
+            f"'{name}' {totals.records:,}{_packed(totals)}{_waiting(dispatcher.outboxes.get(name), now)}"
+            for name, totals in self.streams.items())
         logger.info("Progress: %s records (%.1f MB) written, %s records/s, %d requests in flight (limit %d), "
                     "%s entries resent so far (%s throttled); per Kinesis stream: %s.", f"{records:,}", megabytes,
                     f"{rate:,.0f}", dispatcher.in_flight, dispatcher.limit, f"{resent:,}", f"{throttled:,}",
@@ -221,15 +222,27 @@ class Progress:
 
 def _packed(totals: StreamTotals) -> str:
     """How many Kinesis records a stream's user records went in, when that is another number (aggregation)."""
-    return "" if totals.kinesis_records == totals.records else f" in {totals.kinesis_records:,} Kinesis records"
-
-
-def _waiting(outbox: Outbox | None) -> str:
-    if outbox is None or not outbox.paced:
+    if totals.kinesis_records == totals.records:
         return ""
-    waiting = sum(1 for queue in outbox.shards if (queue.queued or outbox.free_count) and queue.budget is not None
-                  and not queue.budget.rested)
-    return f" ({waiting} of {_shards(len(outbox.shards))} at the write limit)" if waiting else ""
+    return f" in {totals.kinesis_records:,} Kinesis records ({totals.put_units:,} PUT payload units)"
+
+
+def _waiting(outbox: Outbox | None, now: float) -> str:
+    """What holds a stream back: shards at their write limit, keys (in order) and shards waiting to send again."""
+    if outbox is None:
+        return ""
+    notes = []
+    if outbox.paced:
+        limited = sum(1 for queue in outbox.shards if (queue.queued or outbox.free_count) and queue.budget is not None
+                      and not queue.budget.rested)
+        if limited:
+            notes.append(f"{limited} of {_shards(len(outbox.shards))} at the write limit")
+    if outbox.retrying:
+        notes.append(f"{len(outbox.retrying):,} keys waiting to send a record again")
+    backing_off = sum(1 for queue in outbox.shards if queue.not_before > now)
+    if backing_off:
+        notes.append(f"{_shards(backing_off)} backing off after a failure")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _shards(count: int) -> str:

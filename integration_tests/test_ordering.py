@@ -9,6 +9,8 @@ none`` comes out of order under heavy rejection, which shows the check can fail.
 
 from __future__ import annotations
 
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from .inputs import Message, loads, record, stream_state, to_lines
 from .kinesis_emulator import Emulator, read_stream
 from .readback import LiveCoverage, assert_states_echoed, kinesis_stream_name
 from .shard_limits import ShardLimits
+from .test_kill_resume import replay_after
 
 RECORDS = 20_000
 KEYS = 200
@@ -97,3 +100,42 @@ def test_without_ordering_heavy_rejection_reorders_keys(kinesalite: Emulator, tm
     _, order = ordered_sync(kinesalite, tmp_path, SCENARIOS["50% of entries rejected"], ordering="none")
     assert all(sorted(seqs) == list(range(key, RECORDS, KEYS)) for key, seqs in order.items()), "records were lost"
     assert len(out_of_order_keys(order)) > KEYS // 2
+
+
+def test_kill_and_resume_keeps_each_syncs_records_of_a_key_in_order(kinesalite: Emulator, tmp_path: Path) -> None:
+    """SIGKILL a per_key sync after some states, then replay from the last states as the platform would: a key's
+    records may repeat from the last state on, but what each sync wrote of a key is in input order, and together
+    they hold every record. Per key the shard holds: a prefix of the key's records in input order (the killed sync),
+    then every record of the key from the replay's first on, in order."""
+    stream = unique("ordered_resume")
+    messages = keyed_messages(stream)
+    input_states = [message for message in messages if message["type"] == "STATE"]
+    args = write_args(tmp_path, kinesalite.endpoint, [configured_stream(stream)], partitionKey="fields",
+                      partitionKeyFields=["k"], bufferSize=500, shardCount=2)
+    with RunningConnector(args, to_lines(messages)) as first:
+        seen = 0
+        for message in first.messages(120):
+            seen += message["type"] == "STATE"
+            if seen == 6:
+                time.sleep(0.2)
+                first.send_signal(signal.SIGKILL)
+                break
+        killed = first.wait(120)
+    assert killed.process.returncode == -signal.SIGKILL, "the connector was not killed mid-sync"
+    printed = killed.states
+    assert 0 < len(printed) < len(input_states)
+    replay = replay_after(messages, printed)
+    resumed = RunningConnector(args, to_lines(replay)).wait(120)
+    assert resumed.process.returncode == 0, resumed.describe()
+    replayed: dict[int, list[int]] = defaultdict(list)
+    for message in replay:
+        if message["type"] == "RECORD":
+            replayed[message["record"]["data"]["k"]].append(message["record"]["data"]["seq"])
+    order = per_key_order(kinesalite.endpoint, kinesis_stream_name(None, stream))
+    for key in range(KEYS):
+        everything = list(range(key, RECORDS, KEYS))
+        seqs, again = order[key], replayed[key]
+        first_part = seqs[:len(seqs) - len(again)]
+        assert first_part == everything[:len(first_part)], f"key {key}: the killed sync's records out of order"
+        assert seqs[len(first_part):] == again, f"key {key}: the resumed sync's records out of order or missing"
+        assert set(seqs) == set(everything), f"key {key}: records missing"

@@ -32,8 +32,9 @@ from .connector import (
     write_args,
 )
 from .fault_proxy import FaultPlan, FaultProxy
-from .inputs import Message, numbered_messages, record, stream_state, to_lines
+from .inputs import Message, loads, numbered_messages, record, stream_state, to_lines
 from .kinesis_emulator import Emulator, enforce_iam, kinesis_client
+from .kpl import read_user_records
 from .readback import (
     LiveCoverage,
     ReadBack,
@@ -208,6 +209,15 @@ def test_a_split_while_writing_loses_nothing_and_the_new_shards_are_used(kinesal
     children = [shard for shard_id, shard in run.counts.shards.items()
                 if shard_id not in ("shardId-000000000000", "shardId-000000000001")]
     assert len(children) == 2 and all(child.accepted for child in children), run.counts.shards
+    if keys == "fields":  # ordering per_key, the default for keys from the data: kept through the split
+        order: dict[int, list[int]] = {}
+        for user in read_user_records(kinesalite.endpoint, kinesis_stream_name(None, stream)):
+            data = loads(user.data)["_airbyte_data"]
+            seqs = order.setdefault(data["k"], [])
+            if not seqs or seqs[-1] != data["seq"]:
+                seqs.append(data["seq"])
+        wrong = [k for k in range(500) if order.get(k) != list(range(k, 12_000, 500))]
+        assert not wrong, f"key {wrong[0]} out of order through the split: {order.get(wrong[0], [])[:20]}"
 
 
 DENY_SHARD_LISTING = {"Version": "2012-10-17", "Statement": [

@@ -150,3 +150,17 @@ def test_summary_per_kinesis_stream_and_shard(caplog: pytest.LogCaptureFixture) 
 
 def test_progress_interval_is_ten_seconds() -> None:
     assert PROGRESS_INTERVAL_SECONDS == 10.0
+
+
+def test_the_line_says_what_holds_a_stream_back(caplog: pytest.LogCaptureFixture) -> None:
+    """Keys in order waiting to send a record again, shards backing off, and aggregated streams' Kinesis records."""
+    box = Outbox("s", ShardMap(even_shards(2)), ShardLimits(), 500, 5 << 20, 0.0)
+    box.retrying.update({b"a", b"b"})
+    box.shards[1].not_before = 100.0
+    progress = Progress(["s"], started=0.0)
+    progress.accepted("s", 1000, 400_000, kinesis_records=8, put_units=16)
+    with caplog.at_level(logging.INFO, logger="airbyte"):
+        progress.log_if_due(10.0, Dispatching({"s": box}))
+    (line,) = _messages(caplog)
+    assert "'s' 1,000 in 8 Kinesis records (16 PUT payload units)" in line
+    assert "2 keys waiting to send a record again" in line and "1 shard backing off after a failure" in line
