@@ -84,6 +84,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from integration_tests.fault_proxy import FaultPlan, FaultProxy  # noqa: E402
 from integration_tests.kinesis_emulator import free_port, start_kinesalite  # noqa: E402
+from integration_tests.kpl import sub_records  # noqa: E402
 from integration_tests.shard_limits import (  # noqa: E402
     BYTES_PER_SECOND,
     RECORDS_PER_SECOND,
@@ -116,6 +118,8 @@ INSTANT = Path(__file__).resolve().parent / "instant_kinesis.py"
 NAMESPACE = "bench"
 EMITTED_AT = 1_700_000_000_000
 POOL_BODIES = 64
+PUT_UNIT_BYTES = 25 * 1024
+SUMMARY = re.compile(rb"Kinesis stream '([^']+)': ([\d,]+) records written as ([\d,]+) Kinesis records")
 GET_RECORDS_LIMIT = 10_000
 START_TIMEOUT_S = 20.0
 HOT_SHARE = 0.9  # the share of records that carry the hot key with --keys hot
@@ -134,7 +138,8 @@ class RecordMaker:
     fields from a pool (a slimmer pool when the full one does not fit), padding last.
 
     ``k`` is a 34-character string, so the partition key made of it (its JSON text, quotes included) has 36 bytes,
-    as a UUID has: 90 % of the records (a seeded draw) carry ``k0000…0``, the others one of 10,000 other values.
+    as a UUID has: with ``keys="hot"`` 90 % of the records (a seeded draw) carry ``k0000…0``, the others one of
+    10,000 other values; with ``keys="many"`` the records take 10,007 values in turn.
     """
 
     def __init__(self, record_bytes: int, seed: int = 7, keys: str = "random"):
@@ -160,8 +165,13 @@ class RecordMaker:
             })
             full.append(orjson.dumps(fields)[1:-1])
         self._ids = [rng.getrandbits(40) for _ in range(997)]
-        self._keys = [b""] if keys == "random" else [
-            b'"k":"k%033d",' % (0 if rng.random() < HOT_SHARE else 1 + rng.randrange(10_000)) for _ in range(10_007)]
+        if keys == "random":
+            self._keys = [b""]
+        elif keys == "many":
+            self._keys = [b'"k":"k%033d",' % value for value in range(10_007)]
+        else:
+            self._keys = [b'"k":"k%033d",' % (0 if rng.random() < HOT_SHARE else 1 + rng.randrange(10_000))
+                          for _ in range(10_007)]
         self.record_bytes = record_bytes
         for self._pool in (full, slim):
             smallest = max(len(self._make(10**9, 0, item)) for item in self._pool)
@@ -557,7 +567,7 @@ def measure_sync(what: str, mode: str, inp: Input, args: argparse.Namespace, wor
             tail = trace or err_path.read_text(errors="replace")[-500:]
             result.failure = f"exit code {timed.returncode}: {tail}"
         started = time.perf_counter()
-        verify(server, mode, inp, result)
+        verify(server, mode, inp, result, out_path)
         result.verify_s = time.perf_counter() - started
         if not result.failure and states != expected_states:
             result.failure = f"{states} states emitted, {expected_states} expected"
@@ -582,16 +592,24 @@ def read_output(path: Path) -> tuple[int, str]:
     return states, trace
 
 
-def verify(server: Server, mode: str, inp: Input, result: Result) -> None:
-    """Fill in missing, duplicate and misplaced counts (and the failure they make)."""
+def verify(server: Server, mode: str, inp: Input, result: Result, out_path: Path) -> None:
+    """Fill in missing, duplicate and misplaced counts (and the failure they make). The instant endpoint counts
+    Kinesis records, not the user records aggregated ones hold: against it, an aggregated stream must have received
+    as many Kinesis records as the program says it wrote its user records in, and it must say it wrote them all."""
     if mode == "instant":
         received = Client(server.endpoint).stats()["records"]
+        written = written_summary(out_path)
         for index in range(inp.streams):
             expected, got = inp.stream_records(index), received.get(kinesis_name(index), 0)
+            if kinesis_name(index) in written:
+                user, kinesis = written[kinesis_name(index)]
+                if kinesis != got:
+                    result.failure = f"{got} Kinesis records received, {kinesis} written"
+                got = user
             result.missing += max(0, expected - got)
             result.duplicates += max(0, got - expected)
     else:
-        seen, result.misplaced = written_seqs(server.endpoint, inp)
+        seen, result.misplaced, _ = written_seqs(server.endpoint, inp)
         result.missing = seen.count(0)
         result.duplicates = sum(count - 1 for count in seen if count > 1)
     problems = [f"{n} {what}" for n, what in ((result.missing, "missing"), (result.misplaced, "in the wrong stream"))
@@ -600,25 +618,41 @@ def verify(server: Server, mode: str, inp: Input, result: Result) -> None:
         result.failure = ", ".join(problems)
 
 
-def written_seqs(endpoint: str, inp: Input) -> tuple[bytearray, int]:
-    """How often each record (by ``seq``) is in the input's streams (at most 255), and how many are in the wrong one."""
+def written_summary(out_path: Path) -> dict[str, tuple[int, int]]:
+    """Per Kinesis stream whose user records went in fewer Kinesis records (aggregation), both numbers, from the
+    program's summary log (``'name': N records written as K Kinesis records``)."""
+    written = {}
+    for line in out_path.read_bytes().splitlines():
+        match = SUMMARY.search(line)
+        if match:
+            user, kinesis = (int(match[group].replace(b",", b"")) for group in (2, 3))
+            if user != kinesis:
+                written[match[1].decode()] = (user, kinesis)
+    return written
+
+
+def written_seqs(endpoint: str, inp: Input) -> tuple[bytearray, int, int]:
+    """How often each record (by ``seq``) is in the input's streams (at most 255), how many are in the wrong one, and
+    the PUT payload units of the Kinesis records holding them (a unit per started 25 KiB of data plus key)."""
     seen = bytearray(inp.records)
-    misplaced = 0
+    misplaced = units = 0
     for index in range(inp.streams):
-        for data in read_stream(endpoint, kinesis_name(index)):
+        for data, key in read_stream(endpoint, kinesis_name(index)):
+            units += -(-(len(data) + len(key.encode())) // PUT_UNIT_BYTES)
             for record in user_records(data):
                 seq = record_seq(record)
                 if seq % inp.streams != index:
                     misplaced += 1
                 if seen[seq] < 255:
                     seen[seq] += 1
-    return seen, misplaced
+    return seen, misplaced, units
 
 
 def user_records(data: bytes) -> list[bytes]:
-    """The user records one Kinesis record holds: today the record itself. Reading KPL-aggregated records means
-    de-aggregating them here; every read-back and the shard-limited mode's live check go through this function."""
-    return [data]
+    """The user records one Kinesis record holds: the record itself, or the sub-records of a KPL-aggregated one
+    (:mod:`integration_tests.kpl`). Every read-back and the shard-limited mode's live check go through here."""
+    subs = sub_records(data)
+    return [data] if subs is None else [sub.data for sub in subs]
 
 
 def record_seq(user_record: bytes) -> int:
@@ -627,9 +661,10 @@ def record_seq(user_record: bytes) -> int:
     return int((orjson.loads(value) if isinstance(value, str) else value)["seq"])
 
 
-def read_stream(endpoint: str, name: str) -> Iterator[bytes]:
-    """Every record's data in a stream, shard by shard (closed ones too), from the oldest on (kinesalite's pages end
-    empty). A stream that does not exist (the sync failed before creating it) holds nothing."""
+def read_stream(endpoint: str, name: str) -> Iterator[tuple[bytes, str]]:
+    """Every record's data and partition key in a stream, shard by shard (closed ones too), from the oldest on
+    (kinesalite's pages end empty). A stream that does not exist (the sync failed before creating it) holds
+    nothing."""
     client = Client(endpoint)
     status, answer = client.post("ListShards", orjson.dumps({"StreamName": name}))
     if status == 400 and b"ResourceNotFoundException" in answer:
@@ -644,7 +679,7 @@ def read_stream(endpoint: str, name: str) -> Iterator[bytes]:
             if not page["Records"]:
                 break
             for record in page["Records"]:
-                yield base64.b64decode(record["Data"])
+                yield base64.b64decode(record["Data"]), record["PartitionKey"]
             iterator = page.get("NextShardIterator")
     client.close()
 
@@ -993,6 +1028,7 @@ class Limited:
     bytes_sent: int = 0
     bytes_accepted: int = 0
     misrouted: int = 0
+    put_units: int = 0  # of the Kinesis records read back (duplicates too)
     lost: int = 0
     duplicates: int = 0
     misplaced: int = 0
@@ -1032,6 +1068,11 @@ class Limited:
         return self.bytes_sent / self.bytes_accepted if self.bytes_accepted else None
 
     @property
+    def units_per_million(self) -> float | None:
+        """PUT payload units per million records written."""
+        return self.put_units * 1e6 / self.setup.records if self.put_units else None
+
+    @property
     def hot_of_limit(self) -> float | None:
         """The hot shard's accepted records/s over the window, as a share of what one shard takes."""
         if not self.window_s or not self.hot_shard:
@@ -1041,7 +1082,8 @@ class Limited:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok, "records_per_s": self.rate, "of_capacity": self.of_capacity,
                 "capacity": self.setup.capacity, "throttled_percent": self.throttled_percent,
-                "sent_per_written": self.sent_per_written, "hot_of_limit": self.hot_of_limit}
+                "sent_per_written": self.sent_per_written, "hot_of_limit": self.hot_of_limit,
+                "put_units_per_million": self.units_per_million}
 
 
 def measure_limited(what: str, setup: Setup, inp: Input, args: argparse.Namespace, workdir: Path) -> Limited:
@@ -1090,7 +1132,7 @@ def measure_limited(what: str, setup: Setup, inp: Input, args: argparse.Namespac
             find_hot_shard_warning(result, proxy.limiter.counts(), watch.warnings, spawned)
         if splitter is not None:
             result.split = split_note(splitter, len(proxy.limiter.open_shards(kinesis_name(0))), spawned)
-        seen, result.misplaced = written_seqs(kinesalite.endpoint, inp)
+        seen, result.misplaced, result.put_units = written_seqs(kinesalite.endpoint, inp)
         result.lost = seen.count(0)
         result.duplicates = sum(count - 1 for count in seen if count > 1)
         exit_problem = (f"exit code {timed.returncode}: {watch.trace or err_path.read_text(errors='replace')[-300:]}"
@@ -1178,7 +1220,8 @@ def limited_details(r: Limited) -> list[str]:
              f"peak RSS {num(r.peak_rss_kib and r.peak_rss_kib / 1024, '.0f')} MiB, capacity "
              f"{r.setup.capacity:,.0f} records/s, {r.entries:,} entries sent "
              f"({num(r.entries and r.bytes_sent / r.entries, ',.0f')} bytes each), {r.accepted:,} accepted, "
-             f"{r.misrouted} written on another shard than the proxy predicted"]
+             f"{r.misrouted} written on another shard than the proxy predicted, "
+             f"{num(r.units_per_million, ',.0f')} PUT payload units per million records"]
     lines += [f"  {shard}: {c['entries']:,} entries, {c['accepted']:,} accepted, {c['throttled']:,} throttled"
               for shard, c in sorted(r.shards.items())]
     if r.hot_shard:
@@ -1220,7 +1263,9 @@ def run_suite_limits(args: argparse.Namespace, workdir: Path,
                      Setup(2, records(30_000), 5000, 100), Setup(2, records(30_000), 5000, 500),
                      Setup(8, records(160_000), 400, 100)]
     share = Setup(2, records(60_000), 400, 100, config={"shardWriteShare": 0.5})
-    hot = Setup(2, records(60_000), 400, 100, keys="hot", config=fields_key)
+    # ordering none: in input order (per_key, the default for keys from the data) the hot key would go one record
+    # per round trip, see --suite-ordering; issue 14's hot key is the one its shard's limit holds back
+    hot = Setup(2, records(60_000), 400, 100, keys="hot", config={**fields_key, "ordering": "none"})
     split = Setup(2, records(60_000), 400, 100, split_after=10.0 * args.scale)
     limited: list[Limited] = []
     for setup in [*capacity_runs, share, hot, split]:
@@ -1311,13 +1356,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", action="store_true", help="the issue's whole target list and a summary table")
     parser.add_argument("--suite-limits", action="store_true",
                         help="issue 14's target list (shard-limited runs and the plain path) and a summary table")
+    parser.add_argument("--suite-aggregation", action="store_true",
+                        help="issue 16's target list (aggregation kpl: shard-limited runs, PUT units, instant path)")
+    parser.add_argument("--suite-ordering", action="store_true",
+                        help="issue 17's target list (ordering per_key: shard-limited runs, a hot key, 64 shards)")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="--suite-limits: multiply every record count by this (a quick trial; targets assume 1)")
+                        help="the suites: multiply every record count by this (a quick trial; targets assume 1)")
     parser.add_argument("--connector-config", type=json.loads, default={},
                         help='JSON object merged into the connector\'s config, e.g. \'{"shardWriteShare": 0.5}\'')
-    parser.add_argument("--keys", choices=("random", "hot"), default="random",
-                        help="hot: 90%% of records carry one value in a field k (use it with --connector-config "
-                             '\'{"partitionKey":"fields","partitionKeyFields":["k"]}\')')
+    parser.add_argument("--keys", choices=("random", "hot", "many"), default="random",
+                        help="hot: 90%% of records carry one value in a field k, many: k takes 10,007 values in turn "
+                             '(use them with --connector-config \'{"partitionKey":"fields","partitionKeyFields":'
+                             '["k"]}\')')
     parser.add_argument("--split-after", type=float,
                         help="shard-limited mode: SplitShard shardId-000000000000 this many seconds after the start")
     parser.add_argument("--baseline", type=Path, default=BASELINE, help="the 0.1.5 port script")
@@ -1386,13 +1436,18 @@ def main(argv: list[str] | None = None) -> int:
         return cache[key]
 
     load_before = os.getloadavg()
-    limited_mode = args.suite_limits or args.mode == "shard-limited"
+    suite = args.suite_limits or args.suite_aggregation or args.suite_ordering
+    limited_mode = suite or args.mode == "shard-limited"
     progress(LIMITED_HEADER if limited_mode else HEADER)
     targets: list[tuple] = []
     limited: list[Limited] = []
     try:
-        if args.suite_limits:
-            limited, results, targets = run_suite_limits(args, workdir, inputs)
+        if suite:
+            from suites import run_suite_aggregation, run_suite_ordering
+
+            run = (run_suite_limits if args.suite_limits else run_suite_aggregation if args.suite_aggregation
+                   else run_suite_ordering)
+            limited, results, targets = run(args, workdir, inputs)
         elif args.mode == "shard-limited":
             setup = Setup(args.shards, args.records, args.record_bytes, args.buffer_size, args.streams, args.keys,
                           args.connector_config, args.split_after)
