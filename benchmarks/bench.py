@@ -1043,6 +1043,8 @@ class Limited:
     limit_after_s: float | None = None  # from the spawn to the hot shard coming to its limit
     warning_after_s: float | None = None  # from then to the first WARN naming the hot shard
     warning: str = ""
+    first_warning_after_s: float | None = None  # from the spawn to the program's first WARN log, whatever it says
+    first_warning: str = ""
     split: str = ""
     failure: str = ""
 
@@ -1123,9 +1125,7 @@ def measure_limited(what: str, setup: Setup, inp: Input, args: argparse.Namespac
             assert watch is not None
             watch.join()
         result.wall_s, result.cpu_s, result.peak_rss_kib = timed.wall_s, timed.cpu_s, timed.peak_rss_kib
-        result.states, result.early_states = watch.states, coverage.early
-        if coverage.first_at is not None and coverage.last_at is not None:
-            result.window_s = coverage.last_at - coverage.first_at
+        note_output(result, watch, coverage, spawned)
         assert proxy.limiter is not None
         count_limits(result, proxy.limiter.counts())
         if setup.keys == "hot":
@@ -1159,6 +1159,16 @@ def limited_failure(result: Limited, exit_problem: str) -> str:
                 else "",
                 f"{result.early_states} states before their records" if result.early_states else ""]
     return "; ".join(problem for problem in problems if problem)
+
+
+def note_output(result: Limited, watch: OutputWatch, coverage: Coverage, spawned: float) -> None:
+    """Fill in the states, the writing window and the first WARN log."""
+    result.states, result.early_states = watch.states, coverage.early
+    if coverage.first_at is not None and coverage.last_at is not None:
+        result.window_s = coverage.last_at - coverage.first_at
+    if watch.warnings:
+        result.first_warning_after_s = watch.warnings[0][0] - spawned
+        result.first_warning = watch.warnings[0][1][:300]
 
 
 def count_limits(result: Limited, counts: dict[str, StreamCounts]) -> None:
@@ -1230,6 +1240,8 @@ def limited_details(r: Limited) -> list[str]:
         warned = ("no WARN log naming it: not found" if r.warning_after_s is None
                   else f"WARN naming it {r.warning_after_s:.1f} s later: {r.warning}")
         lines.append(f"  hot shard {r.hot_shard}: {num(r.hot_of_limit, '.2f')} × its limit; {budget}; {warned}")
+    if r.first_warning_after_s is not None:
+        lines.append(f"  first WARN log {r.first_warning_after_s:.1f} s after the start: {r.first_warning}")
     if r.split:
         lines.append(f"  {r.split}")
     return lines
