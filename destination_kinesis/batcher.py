@@ -4,16 +4,17 @@ by a cap on the bytes held across all streams, so memory does not grow with the 
 Records reach the checkpoint by *runs*, not one by one: a run is the consecutive records of one
 :class:`~destination_kinesis.route.Route` in one batch (a :class:`~destination_kinesis.checkpoint.Run`). Its records
 are counted in when it ends (its batch closes, or a record of another route joins the batch) and at
-:meth:`Batcher.count_runs`, which must come before every state the checkpoint receives. While a route's run is open,
-``route.batch`` is its batch, and a record that fits in it (``batch.size + size <= max_bytes``) may be appended
-directly: ``entries.append``, ``sizes.append``, ``size +=``, then :meth:`Batcher.close` once it holds
-``max_records``. This is the writer's inline path, for random keys only; everything else goes through
-:meth:`Batcher.add`.
+:meth:`Batcher.count_runs`, which must come before every state the checkpoint receives.
+
+Only the batcher touches a :class:`Batch` while it is open. Records come in by :meth:`Batcher.add`, or, for a route
+whose run is open, by :meth:`Batcher.append` and :meth:`Batcher.append_packed`: the writer's inline path for random
+keys, :meth:`~Batcher.add` cut to what such a record needs while it fits the open batch.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from destination_kinesis.checkpoint import Checkpoint, Run
@@ -56,6 +57,10 @@ class Batch:
     run_counted: int = 0
 
 
+#: What :meth:`Batcher.append` returns when no batch became ready.
+_NONE_READY: tuple[Batch, ...] = ()
+
+
 class Batcher:
     """Collects encoded records per Kinesis stream, counts them into ``checkpoint`` by runs, and hands out full or
     lingering batches."""
@@ -69,6 +74,7 @@ class Batcher:
         self._max_buffered = max_buffered_bytes
         self._linger = linger_seconds
         self._open: dict[str, Batch] = {}
+        self._runs: dict[Route, Batch] = {}  # the batch of each route's open run
 
     def add(self, route: Route, entry: bytes, size: int, key: bytes | None = None) -> list[Batch]:
         """Add one record of ``route`` (``size`` = its data plus partition key bytes; ``key`` its partition key when
@@ -94,7 +100,7 @@ class Batcher:
                 self._end_run(batch)
             batch.runs.append(self._checkpoint.open_run(route.lane))
             batch.run_route, batch.run_size, batch.run_counted = route, batch.size, len(batch.entries)
-            route.batch = batch
+            self._runs[route] = batch
         batch.entries.append(entry)
         batch.sizes.append(size)
         batch.size += size
@@ -103,6 +109,33 @@ class Batcher:
         if len(batch.entries) >= self.max_records and not batch.packing:
             closed.append(self.close(batch))
         return closed
+
+    def append(self, route: Route, entry: bytes, size: int) -> Sequence[Batch]:
+        """Add one record of a fast route (random key, default envelope) as :meth:`add` does, without a key; return
+        the batches that became ready. While the route's run is open and the record fits its batch, this is all
+        the record costs: called once per record on the writer's inline path."""
+        batch = self._runs.get(route)
+        if batch is None or batch.size + size > self.max_bytes:
+            return self.add(route, entry, size)
+        entries = batch.entries
+        entries.append(entry)
+        batch.sizes.append(size)
+        batch.size += size
+        if len(entries) >= self.max_records:
+            return (self.close(batch),)
+        return _NONE_READY
+
+    def append_packed(self, route: Route, data: bytes, size: int, key: bytes) -> Sequence[Batch]:
+        """Add one record of a route that packs random-key records into aggregates (its data and its partition key)
+        as :meth:`add` does; return the batches that became ready. The inline path's twin of :meth:`append`."""
+        batch = self._runs.get(route)
+        if batch is None or batch.size + size > self.max_bytes:
+            return self.add(route, data, size, key)
+        batch.entries.append(data)
+        batch.keys.append(key)  # type: ignore[union-attr]  # a batch of records to pack has keys
+        batch.sizes.append(size)
+        batch.size += size
+        return _NONE_READY
 
     def close(self, batch: Batch) -> Batch:
         """Take ``batch``, an open one, out of the buffers, its run ended; return it with every entry pending."""
@@ -129,7 +162,8 @@ class Batcher:
         assert route is not None
         self._count_run(batch, route)
         route.bytes += batch.size - batch.run_size
-        route.batch = batch.run_route = None
+        del self._runs[route]
+        batch.run_route = None
 
     def overflow(self) -> list[Batch]:
         """Close the fullest buffers while the bytes held across streams are over the cap; return them."""

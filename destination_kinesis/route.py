@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from destination_kinesis.checkpoint import Lane
 from destination_kinesis.encoder import Encoder, Partitioner
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.messages import StreamKey
 
-if TYPE_CHECKING:
-    from destination_kinesis.batcher import Batch
 
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed as itself: the batcher keys each route's open run by it
 class Route:
     """Where one Airbyte stream's records go, how they are written, and how many went.
 
@@ -41,8 +37,6 @@ class Route:
     bytes: int = 0
     rejected: int = 0
     fast: bool = field(init=False)
-    #: The open batch this route's records are being appended to (see :class:`~destination_kinesis.batcher.Batcher`).
-    batch: Batch | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.fast = self.partitioner is None and self.encoder is None

@@ -144,18 +144,16 @@ class Writer:
 
         This loop runs once per record, so it does the common case inline, calls included: a RECORD of a configured
         stream with a fast route (random key, default envelope), valid UTF-8, with an integer ``emitted_at`` and an
-        object ``data`` (copied as written, so exact), that fits in a Kinesis record and in its route's open batch
-        (see :mod:`~destination_kinesis.batcher`), appended as a PutRecords entry, or as its data and key when the
-        route packs records into aggregates; and a STATE that :func:`fast_state` can cut. Fast records that do not fit
-        the open batch go through :meth:`Batcher.add`; records of other routes, and those over the size limit, are
-        not parsed either but take :meth:`_write_record`. Anything else, valid or not, goes to :meth:`_handle`, which
-        explains what is wrong with a line or handles it exactly.
+        object ``data`` (copied as written, so exact), that fits in a Kinesis record, handed to
+        :meth:`Batcher.append` as a PutRecords entry, or to :meth:`Batcher.append_packed` as its data and key when
+        the route packs records into aggregates; and a STATE that :func:`fast_state` can cut. Records of other
+        routes, and those over the size limit, are not parsed either but take :meth:`_write_record`. Anything else,
+        valid or not, goes to :meth:`_handle`, which explains what is wrong with a line or handles it exactly.
         """
         routes_get = self._routes.get
         decode, b64 = decode_line, b64encode
         batcher, submit, state_in = self._batcher, self._dispatcher.put, self._checkpoint.state
-        add, close, max_records, max_bytes = batcher.add, batcher.close, batcher.max_records, batcher.max_bytes
-        count_runs = batcher.count_runs
+        append, append_packed, count_runs = batcher.append, batcher.append_packed, batcher.count_runs
         ids = self._ids
         for line in lines:
             try:
@@ -177,27 +175,13 @@ class Writer:
                                 self._write_record(route, Record(route.key, record.emitted_at, None,
                                                                  bytes(record.data), line_no, line), ab_id)
                             elif route.packing:  # its data and its key, to be packed into aggregates
-                                batch = route.batch
-                                if batch is not None and batch.size + size <= max_bytes:
-                                    batch.entries.append(data)
-                                    batch.keys.append(ab_id[1:-1])  # type: ignore[union-attr]  # packing: keys
-                                    batch.sizes.append(size)
-                                    batch.size += size
-                                else:
-                                    for ready in add(route, data, size, ab_id[1:-1]):
-                                        submit(ready)
+                                for batch in append_packed(route, data, size, ab_id[1:-1]):
+                                    submit(batch)
                             else:
-                                batch = route.batch
-                                if batch is not None and batch.size + size <= max_bytes:
-                                    entries = batch.entries
-                                    entries.append(ENTRY % (b64(data), ab_id))
-                                    batch.sizes.append(size)
-                                    batch.size += size
-                                    if len(entries) >= max_records:
-                                        submit(close(batch))
-                                else:
-                                    for ready in add(route, ENTRY % (b64(data), ab_id), size):
-                                        submit(ready)
+                                ready = append(route, ENTRY % (b64(data), ab_id), size)
+                                if ready:  # one record in bufferSize or so: test before making an iterator
+                                    for batch in ready:
+                                        submit(batch)
                             line_no += 1
                             continue
                         ids.append(ab_id)  # not used: _handle explains what is wrong with the data

@@ -111,18 +111,17 @@ def test_runs_are_consecutive_records_of_a_route_and_states_count_them_in() -> N
     before it. The routes count their records and bytes as their runs end."""
     batcher = Batcher(max_records=10)
     x, y = batcher.routes["x"], batcher.routes["y"]
-    lane_x = batcher.checkpoint.lane(x.key)
+    lane_x, lane_y = batcher.checkpoint.lane(x.key), batcher.checkpoint.lane(y.key)
     for i, name in enumerate(["x", "x", "y", "x"]):
         _add(batcher, name, i, size=5)
-    assert x.batch is not None and y.batch is None  # x's run is open, y's has ended
-    assert lane_x.received == 2  # the open run's record is not counted in yet
+    assert (lane_x.received, lane_y.received) == (2, 1)  # y's run has ended; x's open run is not counted in yet
     batcher.state("x")
-    assert lane_x.received == 3 and x.batch is not None  # counted in, and the run goes on
+    assert lane_x.received == 3  # counted in, and the run goes on (see its runs below)
     _add(batcher, "x", 4, size=5)
     (batch,) = batcher.drain()
     assert _keys(batch) == [f"key-{i}" for i in range(5)]
     assert [run.start for run in batch.runs] == [0, 2, 3]  # records counted in (of all lanes) as each run opened
-    assert lane_x.received == 4 and x.batch is None
+    assert lane_x.received == 4
     assert (x.records, x.bytes, y.records, y.bytes) == (4, 20, 1, 5)
     assert batcher.emitted == []  # x's state waits for x's first three records
     batcher.checkpoint.ack(batch.runs[2:])
@@ -195,3 +194,39 @@ def test_bytes_held_across_streams_are_capped() -> None:
     (closed,) = batcher.overflow()  # 260 held: "a" is the fullest
     assert closed.stream_name == "a" and closed.size == 90 and len(closed.runs) == 1
     assert sorted(b.stream_name for b in batcher.drain()) == ["b", "c", "d"]
+
+
+def test_append_takes_the_open_run_until_the_batch_is_full_as_add_does() -> None:
+    """append is add for a fast route: it opens a run when its route has none, appends to the open run's batch,
+    closes the batch at the buffer size and before the request bytes would be passed, and ends the run when a record
+    of another route came in between."""
+    batcher = Batcher(max_records=3, max_bytes=100)
+    x, y = batcher.routes["x"], batcher.routes["y"]
+
+    def append(route: Route, i: int, size: int = 10) -> list[Batch]:
+        return list(batcher.append(route, encode_entry(f"data-{i}".encode(), f"key-{i}"), size))
+
+    assert append(x, 0) == [] and append(x, 1) == []
+    (full,) = append(x, 2)
+    assert _keys(full) == ["key-0", "key-1", "key-2"] and full.size == 30 and len(full.runs) == 1
+    assert append(x, 3, size=60) == [] and append(y, 4) == []
+    (by_bytes,) = append(x, 5, size=40)  # 60 + 10 + 40 is over 100: the batch closes first
+    assert _keys(by_bytes) == ["key-3", "key-4"] and len(by_bytes.runs) == 2
+    (rest,) = batcher.drain()
+    assert _keys(rest) == ["key-5"] and rest.size == 40
+    assert (x.records, x.bytes, y.records, y.bytes) == (5, 130, 1, 10)
+
+
+def test_append_packed_keeps_each_records_key_and_closes_on_bytes_only() -> None:
+    """A route that packs records: append_packed keeps its data and key; the buffer size does not close such a
+    batch (the aggregates made of it are what PutRecords counts), the request bytes do."""
+    batcher = Batcher(max_records=2, max_bytes=100)
+    route = batcher.routes["s"]
+    route.packing = True
+    for i in range(4):
+        assert list(batcher.append_packed(route, f"data-{i}".encode(), 20, f"key-{i}".encode())) == []
+    (closed,) = batcher.append_packed(route, b"data-4", 30, b"key-4")
+    assert closed.packing and closed.entries == [f"data-{i}".encode() for i in range(4)] and closed.size == 80
+    assert closed.keys == [f"key-{i}".encode() for i in range(4)]
+    (rest,) = batcher.drain()
+    assert rest.entries == [b"data-4"] and rest.keys == [b"key-4"]
