@@ -116,7 +116,7 @@ def test_random_keys_fill_both_shards_almost_without_throttling(kinesalite: Emul
     run.assert_complete()
     assert run.throttled_share <= 0.03, run.counts
     shards = run.counts.shards
-    assert len(shards) == 2 and min(s.accepted for s in shards.values()) >= 2900, shards
+    assert len(shards) == 2 and min(s.accepted for s in shards.values()) >= 6000 * 0.4, shards
     burst = 2 * AWS_LIMITS.records_per_second * AWS_LIMITS.burst_seconds
     assert run.seconds >= (6000 - burst) / 2000, "faster than two shards can take"
     assert any("paced per shard" in line for line in run.logs())
@@ -182,10 +182,10 @@ def test_a_hot_key_in_input_order_goes_one_record_per_round_trip_and_is_named(ki
 @pytest.mark.parametrize("keys", ["random", "fields"])
 def test_a_split_while_writing_loses_nothing_and_the_new_shards_are_used(kinesalite: Emulator, tmp_path: Path,
                                                                          keys: str) -> None:
-    """SplitShard on the stream 2 s into a sync of 12,000 records: every record is still in Kinesis, every state
-    covers only written records, the connector notices the new shards and writes to them."""
+    """SplitShard on the stream 2 s into a sync of 20,000 records (about 10 s on 2 shards): every record is still in
+    Kinesis, every state covers only written records, the connector notices the new shards and writes to them."""
     stream = unique(f"split_{keys}")
-    messages = numbered_messages([(None, stream)], 12_000, state_every=500)
+    messages = numbered_messages([(None, stream)], 20_000, state_every=500)
     if keys == "fields":
         for message in messages:
             if message["type"] == "RECORD":
@@ -216,7 +216,7 @@ def test_a_split_while_writing_loses_nothing_and_the_new_shards_are_used(kinesal
             seqs = order.setdefault(data["k"], [])
             if not seqs or seqs[-1] != data["seq"]:
                 seqs.append(data["seq"])
-        wrong = [k for k in range(500) if order.get(k) != list(range(k, 12_000, 500))]
+        wrong = [k for k in range(500) if order.get(k) != list(range(k, 20_000, 500))]
         assert not wrong, f"key {wrong[0]} out of order through the split: {order.get(wrong[0], [])[:20]}"
 
 
