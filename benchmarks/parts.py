@@ -100,7 +100,8 @@ def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[floa
     dispatcher = AckAtOnce(keep, checkpoint)
     routes = {key: Route(key, bench.kinesis_name(0), checkpoint.lane(key))}
     progress = Progress([bench.kinesis_name(0)], time.monotonic())
-    writer = Writer(routes, Batcher(buffer_size, checkpoint), dispatcher, checkpoint, progress)  # type: ignore[arg-type]
+    batcher = Batcher(buffer_size, checkpoint)
+    writer = Writer(routes, batcher, dispatcher, checkpoint, progress)  # type: ignore[arg-type]
     fd = os.open(inp.path, os.O_RDONLY)
     gc.freeze()  # as the connector does once its clients are built
     try:
@@ -109,7 +110,7 @@ def measure_reading(inp: bench.Input, buffer_size: int, keep: int) -> tuple[floa
         cpu = time.thread_time() - started
     finally:
         os.close(fd)
-    records = sum(route.records for route in routes.values())
+    records = sum(batcher.stats(route).records for route in routes.values())
     if (records, sum(states)) != (inp.records, inp.states):
         raise bench.BenchError(f"the reading part handled {records} records and {sum(states)} states, "
                                f"{inp.records} and {inp.states} expected")

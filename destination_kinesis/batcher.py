@@ -1,10 +1,11 @@
 """Per Kinesis stream buffers that become PutRecords batches: by record count, by request bytes, by linger time, and
 by a cap on the bytes held across all streams, so memory does not grow with the number of streams.
 
-Records reach the checkpoint by *runs*, not one by one: a run is the consecutive records of one
-:class:`~destination_kinesis.route.Route` in one batch (a :class:`~destination_kinesis.checkpoint.Run`). Its records
-are counted in when it ends (its batch closes, or a record of another route joins the batch) and at
-:meth:`Batcher.count_runs`, which must come before every state the checkpoint receives.
+Records reach the checkpoint, and each route's :class:`RouteStats`, by *runs*, not one by one: a run is the
+consecutive records of one :class:`~destination_kinesis.route.Route` in one batch (a
+:class:`~destination_kinesis.checkpoint.Run`). Its records are counted in when it ends (its batch closes, or a record
+of another route joins the batch) and at :meth:`Batcher.count_runs`, which must come before every state the
+checkpoint receives.
 
 Only the batcher touches a :class:`Batch` while it is open. Records come in by :meth:`Batcher.add`, or, for a route
 whose run is open, by :meth:`Batcher.append` and :meth:`Batcher.append_packed`: the writer's inline path for random
@@ -57,13 +58,24 @@ class Batch:
     run_counted: int = 0
 
 
+@dataclass(slots=True)
+class RouteStats:
+    """What became of one route's records so far: ``records`` given to batches and their ``bytes`` (data plus
+    partition key, as Kinesis counts), both counted as their runs are counted in and end; ``rejected``, records
+    skipped instead (see :meth:`Batcher.reject`)."""
+
+    records: int = 0
+    bytes: int = 0
+    rejected: int = 0
+
+
 #: What :meth:`Batcher.append` returns when no batch became ready.
 _NONE_READY: tuple[Batch, ...] = ()
 
 
 class Batcher:
-    """Collects encoded records per Kinesis stream, counts them into ``checkpoint`` by runs, and hands out full or
-    lingering batches."""
+    """Collects encoded records per Kinesis stream, counts them into ``checkpoint`` and each route's
+    :class:`RouteStats` by runs, and hands out full or lingering batches."""
 
     def __init__(self, max_records: int, checkpoint: Checkpoint,
                  linger_seconds: float = DEFAULT_LINGER_SECONDS, max_bytes: int = MAX_REQUEST_BYTES,
@@ -75,6 +87,7 @@ class Batcher:
         self._linger = linger_seconds
         self._open: dict[str, Batch] = {}
         self._runs: dict[Route, Batch] = {}  # the batch of each route's open run
+        self._stats: dict[Route, RouteStats] = {}
 
     def add(self, route: Route, entry: bytes, size: int, key: bytes | None = None) -> list[Batch]:
         """Add one record of ``route`` (``size`` = its data plus partition key bytes; ``key`` its partition key when
@@ -137,6 +150,19 @@ class Batcher:
         batch.size += size
         return _NONE_READY
 
+    def reject(self, route: Route) -> None:
+        """A record of ``route`` that is not written (over the size limit, skipped): counted into the checkpoint
+        (the next state of its scope counts it as rejected) and into the route's stats, not into a batch."""
+        self._checkpoint.reject(route.lane)
+        self.stats(route).rejected += 1
+
+    def stats(self, route: Route) -> RouteStats:
+        """What became of ``route``'s records so far (all zero before its first)."""
+        stats = self._stats.get(route)
+        if stats is None:
+            stats = self._stats[route] = RouteStats()
+        return stats
+
     def close(self, batch: Batch) -> Batch:
         """Take ``batch``, an open one, out of the buffers, its run ended; return it with every entry pending."""
         if batch.run_route is not None:
@@ -152,16 +178,17 @@ class Batcher:
                 self._count_run(batch, batch.run_route)
 
     def _count_run(self, batch: Batch, route: Route) -> None:
-        entries = len(batch.entries)
-        if batch.run_counted < entries:
-            self._checkpoint.count(route.lane, entries - batch.run_counted)
-            batch.run_counted = entries
+        counted = len(batch.entries) - batch.run_counted
+        if counted:
+            self._checkpoint.count(route.lane, counted)
+            self.stats(route).records += counted
+            batch.run_counted += counted
 
     def _end_run(self, batch: Batch) -> None:
         route = batch.run_route
         assert route is not None
         self._count_run(batch, route)
-        route.bytes += batch.size - batch.run_size
+        self.stats(route).bytes += batch.size - batch.run_size
         del self._runs[route]
         batch.run_route = None
 

@@ -34,13 +34,13 @@ class Run:
 
 
 class Lane:
-    """One Airbyte stream's records: how many were counted in, and its runs not yet known to be accepted."""
+    """One Airbyte stream's records: its runs not yet known to be accepted, and how many were counted in since the
+    last state that covered it."""
 
-    __slots__ = ("runs", "received", "since_state", "rejected_since_state")
+    __slots__ = ("runs", "since_state", "rejected_since_state")
 
     def __init__(self) -> None:
         self.runs: deque[Run] = deque()  # in order; accepted ones leave once they reach the front
-        self.received = 0  # records counted in
         self.since_state = 0  # records received since the last state that covered this stream
         self.rejected_since_state = 0  # of those, the records rejected instead of written
 
@@ -93,7 +93,6 @@ class Checkpoint:
 
     def count(self, lane: Lane, records: int) -> None:
         """Count ``records`` more records of ``lane``'s open run in."""
-        lane.received += records
         lane.since_state += records
         self._counted += records
 

@@ -92,16 +92,17 @@ def write_sync(config: KinesisConfig, catalog: ConfiguredCatalog, fd: int, outpu
     progress = Progress(kinesis_names, now, key_settings(names, rules))
     dispatcher = Dispatcher(outboxes, Sender(PutRecords(client), in_flight), checkpoint, progress, in_flight,
                             config.retry_timeout_seconds, lambda name: shard_map(admin, name, quiet=True))
-    writer = Writer(routes, Batcher(config.buffer_size, checkpoint), dispatcher, checkpoint, progress)
+    batcher = Batcher(config.buffer_size, checkpoint)
+    writer = Writer(routes, batcher, dispatcher, checkpoint, progress)
     # The SDK's models are hundreds of thousands of objects that live as long as the process; the garbage
     # collector would scan them all again and again as records come and go. Freezing them leaves it the records.
     gc.freeze()
     try:
         writer.run(fd)
     except BaseException:
-        _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=False)
+        _log_summary(dispatcher, progress, routes.values(), batcher, checkpoint, started, succeeded=False)
         raise
-    _log_summary(dispatcher, progress, routes.values(), checkpoint, started, succeeded=True)
+    _log_summary(dispatcher, progress, routes.values(), batcher, checkpoint, started, succeeded=True)
 
 
 def ordered(config: KinesisConfig, rule: KeyRule) -> bool:
@@ -179,16 +180,17 @@ def _log_routing(config: KinesisConfig, keys: list[StreamKey], names: dict[Strea
                     "uncompressed" if config.compression == "none" else f"compressed with {config.compression}")
 
 
-def _log_summary(dispatcher: Dispatcher, progress: Progress, routes: Iterable[Route], checkpoint: Checkpoint,
-                 started: float, succeeded: bool) -> None:
+def _log_summary(dispatcher: Dispatcher, progress: Progress, routes: Iterable[Route], batcher: Batcher,
+                 checkpoint: Checkpoint, started: float, succeeded: bool) -> None:
     logger = logging.getLogger("airbyte")
     for route in routes:
+        stats = batcher.stats(route)
         extra = ""
-        if route.rejected:
-            extra += f"; {route.rejected:,} records over the size limit skipped"
+        if stats.rejected:
+            extra += f"; {stats.rejected:,} records over the size limit skipped"
         if route.partitioner is not None and route.partitioner.fallbacks:
             extra += f"; {route.partitioner.fallbacks:,} records without their key fields given a random partition key"
         logger.info("Stream '%s': %s records (%s bytes) read for '%s'%s.", display_name(route.key),
-                    f"{route.records:,}", f"{route.bytes:,}", route.kinesis_name, extra)
+                    f"{stats.records:,}", f"{stats.bytes:,}", route.kinesis_name, extra)
     progress.log_summary(dispatcher, succeeded)
     logger.info("%d states emitted; %.1f s.", checkpoint.emitted, time.monotonic() - started)

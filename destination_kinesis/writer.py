@@ -241,8 +241,7 @@ class Writer:
                                            f"make them fit)", display_name(route.key))
             logger.warning("Input line %d (stream '%s'): %s; skipped (oversizeRecords is 'skip').", line_no,
                            display_name(route.key), problem)
-            route.rejected += 1
-            self._checkpoint.reject(route.lane)
+            self._batcher.reject(route)
             return
         if route.packing:
             ready = self._batcher.add(route, data, size, key)

@@ -1,14 +1,15 @@
 """batcher: per Kinesis stream buffers that close on record count, on request bytes, on linger time and on the cap
-across streams, and count their records into the checkpoint by runs."""
+across streams, and count their records into the checkpoint and each route's stats by runs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from destination_kinesis import batcher as batcher_module
-from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch
+from destination_kinesis.batcher import DEFAULT_LINGER_SECONDS, Batch, RouteStats
 from destination_kinesis.batcher import Batcher as RealBatcher
 from destination_kinesis.checkpoint import Checkpoint
 from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
@@ -108,21 +109,20 @@ def test_streams_are_batched_separately() -> None:
 def test_runs_are_consecutive_records_of_a_route_and_states_count_them_in() -> None:
     """A batch's runs are its records grouped by route, in order: a record of another route in the same Kinesis
     stream ends a run; a state does not, but counts its records in first, so the state waits for exactly the records
-    before it. The routes count their records and bytes as their runs end."""
+    before it. Each route's stats count its records as they are counted in, and their bytes as its runs end."""
     batcher = Batcher(max_records=10)
     x, y = batcher.routes["x"], batcher.routes["y"]
-    lane_x, lane_y = batcher.checkpoint.lane(x.key), batcher.checkpoint.lane(y.key)
+    stats_x, stats_y = batcher.stats(x), batcher.stats(y)
     for i, name in enumerate(["x", "x", "y", "x"]):
         _add(batcher, name, i, size=5)
-    assert (lane_x.received, lane_y.received) == (2, 1)  # y's run has ended; x's open run is not counted in yet
+    assert (stats_x.records, stats_y.records) == (2, 1)  # y's run has ended; x's open run is not counted in yet
     batcher.state("x")
-    assert lane_x.received == 3  # counted in, and the run goes on (see its runs below)
+    assert stats_x.records == 3  # counted in, and the run goes on (see its runs below)
     _add(batcher, "x", 4, size=5)
     (batch,) = batcher.drain()
     assert _keys(batch) == [f"key-{i}" for i in range(5)]
     assert [run.start for run in batch.runs] == [0, 2, 3]  # records counted in (of all lanes) as each run opened
-    assert lane_x.received == 4
-    assert (x.records, x.bytes, y.records, y.bytes) == (4, 20, 1, 5)
+    assert (stats_x.records, stats_x.bytes, stats_y.records, stats_y.bytes) == (4, 20, 1, 5)
     assert batcher.emitted == []  # x's state waits for x's first three records
     batcher.checkpoint.ack(batch.runs[2:])
     assert batcher.emitted == []  # x's first run is not accepted yet
@@ -214,7 +214,7 @@ def test_append_takes_the_open_run_until_the_batch_is_full_as_add_does() -> None
     assert _keys(by_bytes) == ["key-3", "key-4"] and len(by_bytes.runs) == 2
     (rest,) = batcher.drain()
     assert _keys(rest) == ["key-5"] and rest.size == 40
-    assert (x.records, x.bytes, y.records, y.bytes) == (5, 130, 1, 10)
+    assert (batcher.stats(x), batcher.stats(y)) == (RouteStats(5, 130), RouteStats(1, 10))
 
 
 def test_append_packed_keeps_each_records_key_and_closes_on_bytes_only() -> None:
@@ -230,3 +230,19 @@ def test_append_packed_keeps_each_records_key_and_closes_on_bytes_only() -> None
     assert closed.keys == [f"key-{i}".encode() for i in range(4)]
     (rest,) = batcher.drain()
     assert rest.entries == [b"data-4"] and rest.keys == [b"key-4"]
+
+
+def test_a_rejected_record_is_counted_into_the_next_state_and_the_stats_but_no_batch() -> None:
+    """reject: the record is in the next state's recordCount and rejectedRecordCount, in the route's stats as
+    rejected, and in no batch."""
+    batcher = Batcher(max_records=10)
+    route = batcher.routes["a"]
+    _add(batcher, "a", 0)
+    batcher.reject(route)
+    batcher.state("a")
+    (batch,) = batcher.drain()
+    assert _keys(batch) == ["key-0"]
+    assert batcher.stats(route) == RouteStats(records=1, bytes=10, rejected=1)
+    batcher.checkpoint.ack(batch.runs)
+    (state,) = batcher.emitted
+    assert json.loads(state)["state"]["destinationStats"] == {"recordCount": 2.0, "rejectedRecordCount": 1.0}

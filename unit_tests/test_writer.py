@@ -98,9 +98,9 @@ class Harness:
         self.progress = Progress(kinesis_names, now)
         self.dispatcher = Dispatcher(outboxes, Sender(client, max_in_flight), self.checkpoint, self.progress,
                                      max_in_flight, retry_seconds=0.3)
-        batcher = Batcher(buffer_size, self.checkpoint, linger_seconds=linger_seconds,
-                          max_buffered_bytes=max_buffered_bytes)
-        self.writer = Writer(self.routes, batcher, self.dispatcher, self.checkpoint, self.progress,
+        self.batcher = Batcher(buffer_size, self.checkpoint, linger_seconds=linger_seconds,
+                               max_buffered_bytes=max_buffered_bytes)
+        self.writer = Writer(self.routes, self.batcher, self.dispatcher, self.checkpoint, self.progress,
                              max_queued_bytes=max_queued_bytes)
 
     def _emit(self, lines: list[bytes]) -> None:
@@ -210,10 +210,11 @@ def test_states_are_emitted_only_after_their_records_are_accepted(buffer_size: i
             assert stream_name == (KINESIS[A] if tag_of(entry["Data"]).startswith("a") else KINESIS[B])
     if resends:
         assert sum(t.resent_entries for t in h.progress.streams.values()) >= 3
-    assert h.routes[A].records == 5 and h.routes[B].records == 5
+    stats_a, stats_b = h.batcher.stats(h.routes[A]), h.batcher.stats(h.routes[B])
+    assert stats_a.records == 5 and stats_b.records == 5
     accepted_a = {e["PartitionKey"]: len(e["Data"]) + len(e["PartitionKey"])
                   for name, entries in h.client.calls if name == KINESIS[A] for e in entries}
-    assert h.routes[A].bytes == sum(accepted_a.values())
+    assert stats_a.bytes == sum(accepted_a.values())
 
 
 def test_input_in_small_chunks_and_final_line_without_newline() -> None:
@@ -289,11 +290,12 @@ def test_record_of_a_stream_not_in_the_catalog_fails_naming_line_and_stream() ->
 
 
 def test_a_failed_sync_still_counts_every_record_read_per_stream() -> None:
-    """The routes count the records read before a failure (the summary logs these counts)."""
+    """The records read before a failure are counted per stream (the summary logs these counts)."""
     h = Harness(FakeKinesisClient(default=deny({"a1"})), buffer_size=100)
     _fails(h, lines(rec(A, "a1"), rec(B, "b1"), rec(A, "a2"), rec(("x", "unknown"), "u1")), "system_error")
-    assert (h.routes[A].records, h.routes[B].records) == (2, 1)
-    assert h.routes[A].bytes > 0 and sorted(tag_of(d) for d in h.client.sent_data) == ["a1", "a2", "b1"]
+    stats_a, stats_b = h.batcher.stats(h.routes[A]), h.batcher.stats(h.routes[B])
+    assert (stats_a.records, stats_b.records) == (2, 1)
+    assert stats_a.bytes > 0 and sorted(tag_of(d) for d in h.client.sent_data) == ["a1", "a2", "b1"]
 
 
 @pytest.mark.parametrize("buffer_size", [1, 100])
@@ -677,7 +679,7 @@ def test_oversize_records_skipped_are_counted_in_the_next_state_and_never_sent(
     assert sorted(tag_of(d) for d in h.client.sent_data) == ["b1", "b2", "b3"]
     stats = [json.loads(line)["state"]["destinationStats"] for line in h.emitted]
     assert stats == [{"recordCount": 3.0, "rejectedRecordCount": 1.0}, {"recordCount": 1.0}]
-    assert route.rejected == 1 and route.records == 3
+    assert (h.batcher.stats(route).rejected, h.batcher.stats(route).records) == (1, 3)
     (message,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert "line 2" in message and "'ns.b'" in message and "SECRETVALUE" not in message
 
