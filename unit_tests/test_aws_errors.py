@@ -12,7 +12,7 @@ from botocore.exceptions import (
 )
 
 from destination_kinesis import aws_errors
-from unit_tests.conftest import client_error
+from unit_tests.fakes import client_error
 
 RETRYABLE = [
     client_error("ProvisionedThroughputExceededException"),

@@ -16,7 +16,8 @@ from destination_kinesis.limits import MAX_REQUEST_BYTES, MIB
 from destination_kinesis.messages import State
 from destination_kinesis.parser import parse_line
 from destination_kinesis.route import Route
-from unit_tests.conftest import FakeClock, decode_entry, encode_entry, record_count, stream_state_line
+from unit_tests.fakes import FakeClock, decode_entry, encode_entry
+from unit_tests.inputs import record_count, stream_state_line
 
 NAMES = ("a", "b", "c", "d", "s", "old", "young")
 

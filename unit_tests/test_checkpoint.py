@@ -10,13 +10,7 @@ import pytest
 from destination_kinesis.checkpoint import Checkpoint, Run
 from destination_kinesis.messages import State, StreamKey
 from destination_kinesis.parser import parse_line
-from unit_tests.conftest import (
-    global_state_line,
-    legacy_state_line,
-    record_count,
-    state_id,
-    stream_state_line,
-)
+from unit_tests.inputs import global_state_line, legacy_state_line, record_count, state_id, stream_state_line
 
 A: StreamKey = (None, "a")
 B: StreamKey = ("ns", "b")

@@ -27,7 +27,7 @@ from destination_kinesis.client import (
 from destination_kinesis.config import parse_config
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.masking import masked
-from unit_tests.conftest import client_error
+from unit_tests.fakes import client_error
 
 CONFIG = {"accessKey": "AKIATESTKEY", "privateKey": "test-secret", "region": "eu-west-1"}
 ROLE_ARN = "arn:aws:iam::123456789012:role/writer"

@@ -18,7 +18,7 @@ from destination_kinesis.config import (
     parse_config,
 )
 from destination_kinesis.errors import ConnectorError
-from unit_tests.conftest import REPO_ROOT, RESOURCES
+from unit_tests.paths import REPO_ROOT, RESOURCES
 
 ACCESS_KEY = "AKIA-TEST-ACCESS-KEY-7Q"
 SECRET_KEY = "s3cr3t/PRIVATE+key-value-9Z"

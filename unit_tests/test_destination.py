@@ -23,16 +23,9 @@ from destination_kinesis.output import Output
 from destination_kinesis.route import Route
 from destination_kinesis.sync import write_sync
 from destination_kinesis.writer import Writer
-from unit_tests.conftest import (
-    REPO_ROOT,
-    FakeSyncClient,
-    client_error,
-    lines,
-    record_line,
-    run_on_pipe,
-    state_id,
-    stream_state_line,
-)
+from unit_tests.fakes import FakeSyncClient, client_error
+from unit_tests.inputs import lines, record_line, run_on_pipe, state_id, stream_state_line
+from unit_tests.paths import REPO_ROOT
 
 LOGGER = logging.getLogger("airbyte")
 CONFIG = {"accessKey": "AKIA-DEST-TEST", "privateKey": "dest-secret-value", "bufferSize": 2}

@@ -22,7 +22,7 @@ from destination_kinesis.packing import Packer
 from destination_kinesis.progress import Progress
 from destination_kinesis.sender import Sender
 from destination_kinesis.shardmap import MAX_HASH_KEY, Shard, ShardMap
-from unit_tests.conftest import FakeKinesisClient, accept_all, client_error, encode_entry, fail_entries
+from unit_tests.fakes import FakeKinesisClient, accept_all, client_error, encode_entry, fail_entries
 from unit_tests.test_shardmap import even_shards
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")

@@ -22,7 +22,8 @@ else:  # pragma: no cover - the standard library has no TOML reader before 3.11
 from docker.utils.build import exclude_paths
 from dockerfile_parse import DockerfileParser
 
-REPO_ROOT = Path(__file__).parent.parent
+from unit_tests.paths import REPO_ROOT
+
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 ENTRYPOINT_SCRIPT = REPO_ROOT / "entrypoint.sh"
 METADATA = yaml.safe_load((REPO_ROOT / "metadata.yaml").read_text())["data"]

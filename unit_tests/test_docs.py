@@ -6,11 +6,11 @@ import json
 import re
 import runpy
 import xml.etree.ElementTree as ElementTree
-from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).parent.parent
+from unit_tests.paths import REPO_ROOT, RESOURCES
+
 DOC = (REPO_ROOT / "docs" / "kinesis.md").read_text()
 METADATA = yaml.safe_load((REPO_ROOT / "metadata.yaml").read_text())["data"]
 SPEC = json.loads((REPO_ROOT / "spec.json").read_text())["connectionSpecification"]
@@ -72,7 +72,7 @@ def test_icon_is_a_square_svg() -> None:
 
 
 def test_changelog_names_every_option_added_since_0_1_5() -> None:
-    java = json.loads((REPO_ROOT / "unit_tests" / "resources" / "java-0.1.5-spec.json").read_text())
+    java = json.loads((RESOURCES / "java-0.1.5-spec.json").read_text())
     added = set(SPEC["properties"]) - set(java["connectionSpecification"]["properties"])
     releases = " ".join(row[3] for row in table_rows(section("Changelog")) if row[0] != "0.1.5")
     assert added and not {key for key in added if f"`{key}`" not in releases}

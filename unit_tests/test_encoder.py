@@ -30,7 +30,8 @@ from destination_kinesis.encoder import (
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.messages import Record
 from destination_kinesis.parser import data_json, parse_line
-from unit_tests.conftest import EMITTED_AT, assert_same_json, exact_json, record_line
+from unit_tests.inputs import EMITTED_AT, record_line
+from unit_tests.jsoncheck import assert_same_json, exact_json
 
 AB_ID = b"0f1e2d3c-4b5a-4968-8776-655443322110"
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

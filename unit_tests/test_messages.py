@@ -8,7 +8,8 @@ import re
 import pytest
 
 from destination_kinesis.messages import display_name
-from unit_tests.conftest import assert_same_json, exact_json, record_count
+from unit_tests.inputs import record_count
+from unit_tests.jsoncheck import assert_same_json, exact_json
 from unit_tests.test_parser import state_of
 
 

@@ -8,19 +8,19 @@ import re
 import sys
 import uuid
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from unit_tests.paths import REPO_ROOT
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the standard library has no TOML reader before 3.11
     import tomli as tomllib
 
-REPO_ROOT = Path(__file__).parent.parent
 METADATA = yaml.safe_load((REPO_ROOT / "metadata.yaml").read_text())
 DATA: dict[str, Any] = METADATA["data"]
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())

@@ -12,7 +12,7 @@ from destination_kinesis import parser
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.messages import ALL_STREAMS, Record, State
 from destination_kinesis.parser import parse_line
-from unit_tests.conftest import record_line
+from unit_tests.inputs import record_line
 
 MARKER = "MARKER-4f1c-never-echo"
 # Put in front of a message's members, this sends an otherwise fast line down the exact path.

@@ -9,7 +9,7 @@ from destination_kinesis.errors import ConnectorError
 from destination_kinesis.messages import State
 from destination_kinesis.parser import parse_line
 from destination_kinesis.reader import decode_line, fast_state, is_utf8
-from unit_tests.conftest import record_line
+from unit_tests.inputs import record_line
 from unit_tests.test_messages import BIG_STATE, RENDER_LINES
 from unit_tests.test_parser import SCOPE_CASES
 

@@ -15,14 +15,9 @@ from botocore.exceptions import HTTPClientError
 
 from destination_kinesis import destination, sync
 from destination_kinesis.run import run
-from unit_tests.conftest import (
-    REPO_ROOT,
-    FakeSyncClient,
-    lines,
-    record_line,
-    stream_state_line,
-    write_all,
-)
+from unit_tests.fakes import FakeSyncClient
+from unit_tests.inputs import lines, record_line, stream_state_line, write_all
+from unit_tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("restore_logging", "clear_secrets")
 

@@ -13,7 +13,7 @@ import pytest
 from destination_kinesis.outbox import Call, Chunk, Part, ShardQueue
 from destination_kinesis.sender import Results, Sender
 from destination_kinesis.sigterm import Interrupted, interrupting
-from unit_tests.conftest import FakeKinesisClient, client_error, fail_entries
+from unit_tests.fakes import FakeKinesisClient, client_error, fail_entries
 from unit_tests.test_dispatcher import STREAM, make_batch
 
 

@@ -18,7 +18,7 @@ from destination_kinesis.shardmap import (
     listing_refused,
     load_shard_map,
 )
-from unit_tests.conftest import client_error
+from unit_tests.fakes import client_error
 
 
 def even_shards(count: int) -> list[Shard]:

@@ -16,7 +16,7 @@ from destination_kinesis.config import parse_config
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.limits import MAX_RECORD_BYTES
 from destination_kinesis.streams import NewStreams, StreamInfo, check_stream, ensure_streams, new_streams, stream_status
-from unit_tests.conftest import FakeClock, client_error
+from unit_tests.fakes import FakeClock, client_error
 
 Outcome = str | None | BaseException | dict
 """A DescribeStreamSummary outcome: a status, a whole summary, None for "does not exist", or an error to raise."""

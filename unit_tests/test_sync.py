@@ -16,7 +16,8 @@ from destination_kinesis.config import KinesisConfig, parse_config
 from destination_kinesis.errors import ConnectorError
 from destination_kinesis.output import Output
 from destination_kinesis.sync import write_sync
-from unit_tests.conftest import FakeSyncClient, lines, record_line, run_on_pipe, state_id, stream_state_line
+from unit_tests.fakes import FakeSyncClient
+from unit_tests.inputs import lines, record_line, run_on_pipe, state_id, stream_state_line
 
 CONFIG = {"accessKey": "AKIA-SYNC-TEST", "privateKey": "sync-secret-value", "bufferSize": 2}
 

@@ -36,16 +36,10 @@ from destination_kinesis.route import Route
 from destination_kinesis.sender import Results, Sender
 from destination_kinesis.sigterm import Interrupted, interrupting
 from destination_kinesis.writer import CHUNK_BYTES, Writer
-from unit_tests.conftest import (
+from unit_tests.fakes import FakeKinesisClient, accept_all, client_error, decode_entry, fail_entries
+from unit_tests.inputs import (
     EMITTED_AT,
-    FakeKinesisClient,
     Feed,
-    accept_all,
-    assert_same_json,
-    client_error,
-    decode_entry,
-    exact_json,
-    fail_entries,
     global_state_line,
     lines,
     record_count,
@@ -55,6 +49,7 @@ from unit_tests.conftest import (
     stream_state_line,
     write_all,
 )
+from unit_tests.jsoncheck import assert_same_json, exact_json
 from unit_tests.test_encoder import CORPUS
 
 pytestmark = pytest.mark.usefixtures("fast_backoff")
