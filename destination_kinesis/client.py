@@ -110,8 +110,9 @@ def resolve_region(config: KinesisConfig, base: botocore.session.Session | None 
 def kinesis_client(session: AwsSession, *, data_path: bool = False, max_connections: int = 10) -> Any:
     """A Kinesis client for the session's region and the configured endpoint.
 
-    The data-path client makes exactly one attempt per call: the sender owns retries, because botocore does not
-    resend the failed entries of a PutRecords that returned 200, and one retry policy keeps total time bounded.
+    The data-path client makes exactly one attempt per call: the dispatcher decides every retry, because botocore
+    does not resend the failed entries of a PutRecords that returned 200, and one retry policy keeps total time
+    bounded.
     The admin client (create, describe, check) lets botocore retry once, within a short timeout.
     """
     if not data_path:

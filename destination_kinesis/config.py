@@ -93,7 +93,7 @@ class KinesisConfig(BaseModel):
     create_streams: bool = Field(True, alias="createStreams")
     stream_name_template: str = Field(DEFAULT_TEMPLATE, alias="streamNameTemplate")
     stream_tags: tuple[StreamTag, ...] = Field((), alias="streamTags", max_length=MAX_STREAM_TAGS)
-    #: How long the sender keeps retrying one batch before the sync fails.
+    #: How long entries may keep failing, sent again by the dispatcher, before the sync fails.
     retry_timeout_seconds: int = Field(DEFAULT_RETRY_TIMEOUT_SECONDS, alias="retryTimeoutSeconds", ge=1)
     #: PutRecords requests in flight at most; throttling lowers the number for a while (see pressure.py).
     max_in_flight_requests: int = Field(DEFAULT_MAX_IN_FLIGHT, alias="maxInFlightRequests", ge=1, le=128)

@@ -35,7 +35,7 @@ limit, in Unicode characters) is replaced by the 64 hex digits of the SHA-256 of
 error naming the stream, the line and the field when ``partitionKeyMissing`` is ``fail``.
 
 **The shard.** Kinesis puts a record on the open shard whose HashKeyRange holds the record's hash key: its
-ExplicitHashKey when it has one, else :func:`hash_key` of its partition key.
+ExplicitHashKey when it has one, else :func:`~destination_kinesis.shardmap.hash_key` of its partition key.
 """
 
 from __future__ import annotations

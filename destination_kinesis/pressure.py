@@ -28,7 +28,7 @@ class Pressure:
         self._clock = clock
         self._last_decrease = float("-inf")
         self.decreases = 0
-        #: Throttled calls so far per Kinesis stream, counted as they happen (batches still retrying included).
+        #: Throttled calls so far per Kinesis stream, counted as they happen (their entries maybe not written yet).
         self.throttled_calls: Counter[str] = Counter()
 
     @property

@@ -67,7 +67,7 @@ class PutRecords:
             parsed = None
         if type(parsed) is not list:
             # Most likely an answer cut off mid-body: the records may or may not be written. Like a lost answer,
-            # that is retried (the sender resends every entry; duplicates are possible, loss is not).
+            # that is retried (the dispatcher resends every entry; duplicates are possible, loss is not).
             raise ResponseStreamingError(error="a PutRecords answer (HTTP 200) without a readable Records list")
         return parsed
 

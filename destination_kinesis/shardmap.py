@@ -4,7 +4,7 @@ Kinesis writes a record to the open shard whose ``HashKeyRange`` holds the recor
 when the entry has one, else the 128-bit big-endian integer of MD5(partition key as UTF-8). A :class:`ShardMap` holds
 one stream's open shards, read with ListShards (paged; DescribeStream where ListShards is not allowed), and predicts
 a key's shard without asking Kinesis. The map goes stale when the stream is resharded (SplitShard, MergeShards,
-UpdateShardCount, or an on-demand stream scaling); the sender notices from the ``ShardId`` of PutRecords results and
+UpdateShardCount, or an on-demand stream scaling); the dispatcher notices from the ``ShardId`` of PutRecords results and
 loads it again.
 """
 

@@ -2,7 +2,7 @@
 
 Python runs a signal handler in the main thread, between two bytecodes of whatever it is doing. Raising there is what
 wakes a main thread that waits in ``select`` or ``os.read``, but it can also cut short work that must be finished once
-started: completions taken off the sender's queue and not yet acknowledged, a batch handed to the pool and not yet
+started: completions taken off the sender's queue and not yet acknowledged, a call handed to the pool and not yet
 counted, a STATE line half written to stdout. Such work runs in a :func:`deferred` block, where the signal only
 marks itself pending and the interruption is raised once the block is left.
 """

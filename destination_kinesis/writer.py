@@ -75,7 +75,7 @@ class Writer:
                 raise
             self._finish(None)
         except BaseException:
-            self._batcher.drain()  # not sent, but their runs end, so the routes count every record read
+            self._batcher.drain()  # not sent, but their runs end, so the routes' stats count every record read
             dispatcher.abort()
             dispatcher.sender.shutdown()
             dispatcher.collect(raise_errors=False)

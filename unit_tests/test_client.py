@@ -55,7 +55,7 @@ def _credentials(client: Any) -> Any:
 
 
 def test_data_path_client_makes_one_attempt_per_call() -> None:
-    """The data-path client leaves retries to the sender (1 attempt) and has a longer read timeout and the pool
+    """The data-path client leaves retries to the dispatcher (1 attempt) and has a longer read timeout and the pool
     size asked for."""
     client = kinesis_client(aws_session(parse_config(CONFIG)), data_path=True, max_connections=6)
     config = client.meta.config

@@ -479,7 +479,7 @@ def test_server_error_without_json_matches_boto3s(endpoint: Endpoint, client: An
                          ids=["no Records", "empty", "not JSON", "Records null", "not an object"])
 def test_ok_answer_without_records_raises(endpoint: Endpoint, put: PutRecords, body: bytes) -> None:
     """A 200 that does not carry a Records list (an answer cut off mid-body) cannot say what was written: it raises
-    a retryable error, never returns, so the sender resends every entry."""
+    a retryable error, never returns, so the dispatcher resends every entry."""
     endpoint.script.append(Answer(200, body))
     with pytest.raises(ResponseStreamingError) as caught:
         send(put, STREAM, [encoded(b"x", "k")])

@@ -1,5 +1,5 @@
-"""writer: input fd → records to Kinesis and states out once covered, with real Batcher, Checkpoint and Sender
-over a fake Kinesis client."""
+"""writer: input fd → records to Kinesis and states out once covered, with real Batcher, Checkpoint, Dispatcher and
+Sender over a fake Kinesis client."""
 
 from __future__ import annotations
 
