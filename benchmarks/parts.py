@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.records, args.state_every, args.calls) < 1 or not 1 <= args.buffer_size <= 500:
         parser.error("counts must be at least 1 and --buffer-size 1 to 500")
-    # What bench.measure_sync reads of its arguments: 256 shards, as bench.py's instant runs, so that the connector's
-    # pacing (1,000 records/s per shard) is not what its run measures.
-    args.shards, args.timeout, args.baseline, args.connector_config = 256, 3600.0, bench.BASELINE, {}
+    # What bench.measure_sync reads of its arguments (shards as bench.py's instant mode: pacing does not bind).
+    args.shards, args.timeout = bench.UNPACED_SHARDS["instant"], 3600.0
+    args.baseline, args.connector_config = bench.BASELINE, {}
 
     workdir = Path(tempfile.mkdtemp(prefix="parts-"))
     try:

@@ -129,8 +129,8 @@ class Dispatcher:
     def next_time(self) -> float | None:
         """When waiting entries may next be sent without anything else happening (None: only completions or new
         batches can change that)."""
-        if self.aborted:
-            return None
+        if self.aborted or self.sender.in_flight >= self.pressure.limit:
+            return None  # no call may start before one completes: asking every shard (hundreds) would be wasted
         times = [time for outbox in self.outboxes.values() if (time := outbox.next_time(self._clock())) is not None]
         return min(times, default=None)
 

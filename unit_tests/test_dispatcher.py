@@ -258,6 +258,7 @@ def test_calls_in_flight_stay_within_the_limit() -> None:
         assert client.entered.acquire(timeout=5) and client.entered.acquire(timeout=5)
         assert not client.entered.acquire(timeout=0.05), "a third call started while two were in flight"
         assert d.in_flight == 2
+        assert d.next_time() is None  # entries wait, but none may go before a call completes: no deadline to keep
         gate.set()
         setup.run()
     finally:
