@@ -17,9 +17,10 @@ prebuilt answer per entry count, entries counted by their ``"PartitionKey"``: Da
 nowhere else). Otherwise the keys are cut from the body by one regular expression and hashed by CPython's own MD5
 (about half the cost of OpenSSL's for keys this short); the first byte of each digest picks the shard's prebuilt
 result from a table, or its first two bytes where a shard boundary falls within that byte (more than 256 shards, or a
-count that is not a power of two), and only the prefixes a boundary cuts take the 128-bit division. A call with an
-ExplicitHashKey, or with a key holding a JSON escape, is parsed as JSON instead: exact for any key, several times
-slower.
+count that is not a power of two), and only the prefixes a boundary cuts take the 128-bit division. An
+ExplicitHashKey right after its entry's key (as the connector writes it) is cut out by the same expression, its shard
+remembered per value (a producer that picks shards reuses each shard's starting key). A call with an ExplicitHashKey
+elsewhere, or with a key holding a JSON escape, is parsed as JSON instead: exact for any key, several times slower.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MAX_HASH_KEY = 2**128 - 1
 _SEQUENCE_BASE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
 _PREFIX_BITS = 16
 _PARTITION_KEY = re.compile(rb'"PartitionKey"\s*:\s*"([^"]*)"')
+_KEYS = re.compile(rb'"PartitionKey"\s*:\s*"([^"]*)"(?:\s*,\s*"ExplicitHashKey"\s*:\s*"(\d+)")?')
 
 
 class Shards:
@@ -56,6 +58,7 @@ class Shards:
         # A digest's first byte, else its first two, decide its shard when no boundary falls inside that prefix.
         self.by_byte: list[bytes | None] = [None] * 256
         self.by_prefix: dict[bytes, bytes] = {}
+        self.by_explicit: dict[bytes, bytes] = {}  # an ExplicitHashKey's result, as the text it was sent as
         for byte in range(256 if count > 1 else 0):
             shard = self._only_shard(byte, 8)
             if shard is not None:
@@ -80,13 +83,33 @@ class Shards:
 
     def results_of(self, body: bytearray, end: int) -> list[bytes] | None:
         """Each entry's result, in order; None when the body must be parsed as JSON (see the module docstring)."""
+        if body.find(b'"ExplicitHashKey"', 0, end) >= 0:
+            return self._explicit_results(body, end)
         keys = _PARTITION_KEY.findall(body, 0, end)
         # A key with an escape holds a backslash before the quote the expression stops at.
-        if b"\\" in b"".join(keys) or body.find(b'"ExplicitHashKey"', 0, end) >= 0:
+        if b"\\" in b"".join(keys):
             return None
         by_byte, by_prefix, exact = self.by_byte, self.by_prefix, self.exact
         return [by_byte[digest[0]] or by_prefix.get(digest[:2]) or exact(digest)
                 for digest in [md5(key).digest() for key in keys]]
+
+    def _explicit_results(self, body: bytearray, end: int) -> list[bytes] | None:
+        """:meth:`results_of` for a body with ExplicitHashKeys: None unless each one follows its entry's key."""
+        pairs = _KEYS.findall(body, 0, end)
+        explicit = [hash_key for _, hash_key in pairs if hash_key]
+        if len(explicit) != body.count(b'"ExplicitHashKey"', 0, end) or any(b"\\" in key for key, _ in pairs):
+            return None
+        by_explicit, results = self.by_explicit, []
+        for key, hash_key in pairs:
+            if not hash_key:
+                digest = md5(key).digest()
+                results.append(self.by_byte[digest[0]] or self.by_prefix.get(digest[:2]) or self.exact(digest))
+                continue
+            result = by_explicit.get(hash_key)
+            if result is None:
+                result = by_explicit[hash_key] = self.results[self.index(int(hash_key))]
+            results.append(result)
+        return results
 
     def exact(self, digest: bytes) -> bytes:
         return self.results[self.index(int.from_bytes(digest, "big"))]

@@ -9,6 +9,7 @@ those prefixes are searched for and sent too.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import subprocess
 import sys
 import time
@@ -92,3 +93,24 @@ def test_results_and_ranges_match_kinesalite(kinesalite: Emulator, instant: Any,
         answer = instant.put_records(StreamName=stream, Records=records)
         assert answer["FailedRecordCount"] == 0
         assert [result["ShardId"] for result in answer["Records"]] == expected
+
+
+@pytest.mark.parametrize("count", [3, 256])
+def test_explicit_hash_keys_written_after_their_keys_are_read_without_parsing(count: int) -> None:
+    """The connector writes each ExplicitHashKey right after its entry's key: those calls are answered from the
+    keys cut out of the body, exactly as the parse answers them; a key written elsewhere (as boto3 writes it, before
+    the partition key) sends the call to the parse."""
+    spec = importlib.util.spec_from_file_location("instant_kinesis", INSTANT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shards = module.Shards(count)
+    explicit = [0, MAX_HASH_KEY, *(shards.hash_key_range(i)[0] for i in range(count)), shards.width - 1]
+    entries = [b'{"Data":"eA==","PartitionKey":"%s","ExplicitHashKey":"%d"}' % (unique("e").encode(), key)
+               for key in explicit]
+    entries += [b'{"Data":"eA==","PartitionKey":"%s"}' % key.encode() for key in straddling_keys(count)[:2]]
+    body = bytearray(b'{"StreamName":"s","Records":[%s]}' % b",".join(entries))
+    results = shards.results_of(body, len(body))
+    assert results is not None and results == shards.parsed_results(body, len(body))
+    boto_order = bytearray(b'{"StreamName":"s","Records":[{"Data":"eA==","ExplicitHashKey":"1","PartitionKey":"k"}]}')
+    assert shards.results_of(boto_order, len(boto_order)) is None
