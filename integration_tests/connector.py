@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,17 @@ class RunningConnector:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextmanager
+def beside(task: Callable[[], object] | None) -> Iterator[None]:
+    """Run ``task`` (if any) on a daemon thread while the block runs (a reshard during a sync, say); wait up to 30 s
+    for it after the block."""
+    thread = threading.Thread(target=task, daemon=True) if task is not None else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.join(30)

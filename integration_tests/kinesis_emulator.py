@@ -214,6 +214,15 @@ def _wait_until_ready(emulator: Emulator, what: str) -> None:
     raise EmulatorError(f"{what} did not answer on {emulator.endpoint} in {STARTUP_TIMEOUT_S:.0f} s: {last_error}")
 
 
+def split_first_shard(endpoint: str, stream_name: str) -> None:
+    """SplitShard the stream's first listed shard in the middle of its hash key range (a reshard while a sync runs)."""
+    client = kinesis_client(endpoint)
+    parent = client.list_shards(StreamName=stream_name)["Shards"][0]
+    start, end = (int(parent["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
+    client.split_shard(StreamName=stream_name, ShardToSplit=parent["ShardId"],
+                       NewStartingHashKey=str((start + end) // 2))
+
+
 def list_shard_ids(client: Any, stream_name: str) -> list[str]:
     """Every shard id of the stream, following ListShards pagination."""
     shard_ids: list[str] = []

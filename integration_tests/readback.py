@@ -302,3 +302,16 @@ class LiveCoverage:
             gaps = self._coverage.missing(message, self.written)
         if gaps:
             self.early.append((message["state"].get("id"), gaps[:5]))
+
+
+def assert_stopped_covered(endpoint: str, input_messages: list[Message], result: SyncResult,
+                           live: LiveCoverage) -> None:
+    """A sync stopped while it wrote: no state came out before its records were in Kinesis (``live``), every state
+    it printed is covered by what the streams hold, and it did not write every record (it stopped reading)."""
+    assert not live.early, f"states printed before their records were in Kinesis: {live.early}"
+    written = read_back(endpoint, input_messages)
+    coverage = Coverage(input_messages)
+    for state in result.states:
+        assert not coverage.missing(state, written.counts), f"state {state['state']['id']} is not covered"
+    records = sum(message["type"] == "RECORD" for message in input_messages)
+    assert written.total < records, "the connector wrote every record: it did not stop reading"

@@ -10,7 +10,7 @@ and a kill followed by a resumed sync.
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from .connector import RunningConnector, SyncResult, configured_stream, error_traces, unique, write_args
+from .connector import RunningConnector, SyncResult, beside, configured_stream, error_traces, unique, write_args
 from .fault_proxy import FaultPlan, FaultProxy
 from .inputs import Message, loads, numbered_messages, record, stream_state, to_lines
-from .kinesis_emulator import Emulator, kinesis_client
+from .kinesis_emulator import Emulator, kinesis_client, split_first_shard
 from .kpl import read_user_records
 from .readback import LiveCoverage, ReadBack, assert_states_echoed, input_records, kinesis_stream_name, read_back
 from .shard_limits import ShardLimits, StreamCounts
@@ -61,12 +61,8 @@ def aggregated_sync(kinesalite: Emulator, tmp_path: Path, messages: list[Message
     live = LiveCoverage(messages, kinesalite.endpoint)
     with FaultProxy(kinesalite.endpoint, plan, on_landed=live.on_landed).start() as proxy:
         args = write_args(tmp_path, proxy.endpoint, [configured_stream(stream)], aggregation="kpl", **config)
-        helper = threading.Thread(target=during, args=(name,), daemon=True) if during else None
-        if helper is not None:
-            helper.start()
-        result = RunningConnector(args, to_lines(messages), on_message=live.on_message).wait(240)
-        if helper is not None:
-            helper.join(30)
+        with beside(functools.partial(during, name) if during else None):
+            result = RunningConnector(args, to_lines(messages), on_message=live.on_message).wait(240)
     counts = proxy.limiter.counts().get(name) if proxy.limiter is not None else None
     written = read_back(kinesalite.endpoint, messages, partition_key_is_ab_id=partition_key_is_ab_id)
     print(f"\n{name}: {proxy.summary()}; {live.dropped} aggregates a KCL consumer drops; {written.duplicates} "
@@ -131,10 +127,7 @@ def test_a_split_while_writing_loses_nothing_for_a_kcl_consumer(kinesalite: Emul
 
     def split(name: str) -> None:
         time.sleep(2.0)
-        client = kinesis_client(kinesalite.endpoint)
-        parent = client.list_shards(StreamName=name)["Shards"][0]
-        start, end = (int(parent["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
-        client.split_shard(StreamName=name, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((start + end) // 2))
+        split_first_shard(kinesalite.endpoint, name)
 
     options: dict[str, Any] = {"partitionKey": "fields", "partitionKeyFields": ["k"]} if keys == "fields" else {}
     run = aggregated_sync(kinesalite, tmp_path, messages, stream, 2, FaultPlan(seed=5, shard_limits=ShardLimits()),

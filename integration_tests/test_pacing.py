@@ -9,6 +9,7 @@ and loses nothing through a reshard made while it writes.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from .connector import (
     RunningConnector,
     SyncResult,
     aws_environment,
+    beside,
     check_connection,
     configured_stream,
     connector_config,
@@ -33,7 +35,7 @@ from .connector import (
 )
 from .fault_proxy import FaultPlan, FaultProxy
 from .inputs import Message, loads, numbered_messages, record, stream_state, to_lines
-from .kinesis_emulator import Emulator, enforce_iam, kinesis_client
+from .kinesis_emulator import Emulator, enforce_iam, kinesis_client, split_first_shard
 from .kpl import read_user_records
 from .readback import (
     LiveCoverage,
@@ -89,12 +91,8 @@ def paced_sync(kinesalite: Emulator, tmp_path: Path, messages: list[Message], st
     started = time.monotonic()
     with FaultProxy(kinesalite.endpoint, FaultPlan(seed=1, shard_limits=AWS_LIMITS), live.on_written).start() as proxy:
         args = write_args(tmp_path, proxy.endpoint, [configured_stream(stream)], **config)
-        helper = threading.Thread(target=during, args=(name,), daemon=True) if during else None
-        if helper is not None:
-            helper.start()
-        result = RunningConnector(args, to_lines(messages), on_message=live.on_message).wait(180)
-        if helper is not None:
-            helper.join(30)
+        with beside(functools.partial(during, name) if during else None):
+            result = RunningConnector(args, to_lines(messages), on_message=live.on_message).wait(180)
     seconds = time.monotonic() - started
     assert proxy.limiter is not None
     counts = proxy.limiter.counts()[name]
@@ -194,10 +192,7 @@ def test_a_split_while_writing_loses_nothing_and_the_new_shards_are_used(kinesal
 
     def split(name: str) -> None:
         time.sleep(2.0)
-        client = kinesis_client(kinesalite.endpoint)
-        parent = client.list_shards(StreamName=name)["Shards"][0]
-        start, end = (int(parent["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
-        client.split_shard(StreamName=name, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((start + end) // 2))
+        split_first_shard(kinesalite.endpoint, name)
         split_done.set()
 
     options: dict[str, Any] = {"partitionKey": "fields", "partitionKeyFields": ["k"]} if keys == "fields" else {}

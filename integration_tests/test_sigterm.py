@@ -19,7 +19,7 @@ from .connector import RunningConnector, SyncResult, error_traces, unique, write
 from .fault_proxy import FaultPlan, FaultProxy
 from .inputs import numbered_messages, to_lines
 from .kinesis_emulator import Emulator
-from .readback import Coverage, LiveCoverage, read_back
+from .readback import LiveCoverage, assert_stopped_covered
 
 #: Generous: the requests in flight take 3 s at the proxy; the bound proves the stop does not wait for more input.
 STOP_LIMIT_S = 20.0
@@ -70,12 +70,7 @@ def test_sigterm_during_write(kinesalite: Emulator, tmp_path: Path, scenario: st
 
     assert_interrupted(result)
     assert stop_seconds < STOP_LIMIT_S, f"the connector took {stop_seconds:.1f} s to stop"
-    assert not live.early, f"states printed before their records were in Kinesis: {live.early}"
-    written = read_back(kinesalite.endpoint, messages)
-    coverage = Coverage(messages)
-    for state in result.states:
-        assert not coverage.missing(state, written.counts), f"state {state['state']['id']} is not covered"
-    assert written.total < 20_000, "the connector wrote every record: it did not stop reading"
+    assert_stopped_covered(kinesalite.endpoint, messages, result, live)
 
 
 def wait_for(connector: RunningConnector, proxy: FaultProxy, scenario: str) -> None:
