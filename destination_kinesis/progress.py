@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -44,6 +44,27 @@ class Sending(Protocol):
 
 
 @dataclass(slots=True)
+class Sustained:
+    """A condition looked at now and then, to be told once when it has held without a break for long enough."""
+
+    since: float | None = None  # holding since then (None: not holding at the last look)
+    told: bool = False
+
+    def held(self, holds: bool, now: float, seconds: float) -> float | None:
+        """Note whether the condition ``holds`` now; return for how long it has held, once, the first time that is
+        at least ``seconds`` (None otherwise)."""
+        if not holds:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        if self.told or now - self.since < seconds:
+            return None
+        self.told = True
+        return now - self.since
+
+
+@dataclass(slots=True)
 class StreamTotals:
     """One Kinesis stream's accepted records and what it took: user records, and the Kinesis records they went in
     (fewer with aggregation) with their bytes and PUT payload units."""
@@ -56,10 +77,8 @@ class StreamTotals:
     resent_entries: int = 0
     throttled: int = 0  # entries throttled (a throttled whole call counts each of its entries)
     throttled_seen: int = 0  # ``throttled`` at the last look
-    pressed_since: float | None = None  # every shard pressed (or throttling, unpaced) since then
-    warned: bool = False
-    hot_key_since: float | None = None  # most ordered entries waiting have had one key since then
-    warned_hot_key: bool = False
+    pressed: Sustained = field(default_factory=Sustained)  # every shard pressed (or throttling, unpaced)
+    hot_key: Sustained = field(default_factory=Sustained)  # most ordered entries waiting have had one key
 
 
 class Progress:
@@ -77,8 +96,7 @@ class Progress:
         self._next_watch = started + WATCH_INTERVAL_SECONDS
         self._last_time = started
         self._last_records = 0
-        self._hot: dict[ShardQueue, float] = {}  # shard → pressed while another had room since then
-        self._warned_hot: set[str] = set()
+        self._hot: dict[str, Sustained] = {}  # shard → pressed while another had room
         self._throttled_seen: dict[ShardQueue, int] = {}
 
     def called(self, kinesis_name: str) -> None:
@@ -135,48 +153,36 @@ class Progress:
         pressed = [queue for queue in shards if self._pressed(queue, outbox.free_count > 0)]
         if outbox.paced and len(shards) > 1:
             for queue in shards:
-                if queue in pressed and len(pressed) < len(shards):
-                    since = self._hot.setdefault(queue, now)
-                    if now - since >= HOT_SHARD_SECONDS and queue.name not in self._warned_hot:
-                        self._warned_hot.add(queue.name)
-                        self._warn_hot(outbox, queue, now - since)
-                else:
-                    self._hot.pop(queue, None)
+                hot = queue in pressed and len(pressed) < len(shards)
+                seconds = self._hot.setdefault(queue.name, Sustained()).held(hot, now, HOT_SHARD_SECONDS)
+                if seconds is not None:
+                    self._warn_hot(outbox, queue, seconds)
         self._watch_ordered(outbox, totals, now)
         throttling = totals.throttled > totals.throttled_seen
         totals.throttled_seen = totals.throttled
-        if not (pressed and len(pressed) == len(shards)) and not (throttling and not outbox.paced):
-            totals.pressed_since = None
-            return
-        if totals.pressed_since is None:
-            totals.pressed_since = now
-        elif not totals.warned and now - totals.pressed_since >= THROTTLED_WARNING_SECONDS:
-            totals.warned = True
+        at_limit = (bool(pressed) and len(pressed) == len(shards)) or (throttling and not outbox.paced)
+        seconds = totals.pressed.held(at_limit, now, THROTTLED_WARNING_SECONDS)
+        if seconds is not None:
             what = ("every shard has been at its write limit" if outbox.paced
                     else "Kinesis has been throttling writes")
             logger.warning("Kinesis stream '%s': %s for %.0f s (%s entries throttled so far): the sync goes as fast "
                            "as the stream's %s take. Add shards or use on-demand capacity to write faster.",
-                           outbox.stream_name, what, now - totals.pressed_since, f"{totals.throttled:,}",
+                           outbox.stream_name, what, seconds, f"{totals.throttled:,}",
                            _shards(len(shards)) if outbox.paced else "shards")
 
     def _watch_ordered(self, outbox: Outbox, totals: StreamTotals, now: float) -> None:
         """With ordering per_key a key has one record in flight at a time: a key that holds most of the records
         waiting goes at one record per round trip and sets the pace of the sync."""
         top, waiting = outbox.busiest_key()
-        if top < HOT_KEY_ENTRIES or 2 * top < waiting:
-            totals.hot_key_since = None
-            return
-        if totals.hot_key_since is None:
-            totals.hot_key_since = now
-        elif not totals.warned_hot_key and now - totals.hot_key_since >= HOT_SHARD_SECONDS:
-            totals.warned_hot_key = True
+        seconds = totals.hot_key.held(top >= HOT_KEY_ENTRIES and 2 * top >= waiting, now, HOT_SHARD_SECONDS)
+        if seconds is not None:
             setting = self._key_settings.get(outbox.stream_name, "the partition key")
             logger.warning(
                 "Kinesis stream '%s': for %.0f s most records waiting (%s of %s) have had one partition key value "
                 "(%s). With ordering per_key each key has one record in flight at a time, so that key goes at about "
                 "one record per round trip. If the order of a key's records does not matter, set ordering to 'none'; "
-                "else choose a partition key with more distinct values.", outbox.stream_name,
-                now - totals.hot_key_since, f"{top:,}", f"{waiting:,}", setting)
+                "else choose a partition key with more distinct values.", outbox.stream_name, seconds,
+                f"{top:,}", f"{waiting:,}", setting)
 
     def _pressed(self, queue: ShardQueue, free_waiting: bool) -> bool:
         """Entries wait for this shard's budget (its own, or random-key entries that could go to any shard), or it

@@ -16,6 +16,7 @@ from destination_kinesis.progress import (
     THROTTLED_WARNING_SECONDS,
     WATCH_INTERVAL_SECONDS,
     Progress,
+    Sustained,
 )
 from destination_kinesis.shardmap import ShardMap
 from unit_tests.test_outbox import batch, keys_for
@@ -164,3 +165,13 @@ def test_the_line_says_what_holds_a_stream_back(caplog: pytest.LogCaptureFixture
     (line,) = _messages(caplog)
     assert "'s' 1,000 in 8 Kinesis records (16 PUT payload units)" in line
     assert "2 keys waiting to send a record again" in line and "1 shard backing off after a failure" in line
+
+
+def test_a_sustained_condition_is_told_once_after_it_held_without_a_break() -> None:
+    watch = Sustained()
+    assert watch.held(True, 0.0, 10.0) is None
+    assert watch.held(True, 9.0, 10.0) is None
+    assert watch.held(False, 9.5, 10.0) is None  # a break starts the count again
+    assert watch.held(True, 10.0, 10.0) is None
+    assert watch.held(True, 20.0, 10.0) == 10.0
+    assert watch.held(True, 40.0, 10.0) is None  # told once
