@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING
 
 from destination_kinesis.pacing import Budget, ShardLimits
 from destination_kinesis.packing import Aggregated, Packed, Packer
+from destination_kinesis.putrecords import closing
 from destination_kinesis.shardmap import Shard, ShardMap
 
 if TYPE_CHECKING:
     from destination_kinesis.batcher import Batch
 
 #: The closing of an entry sent as it is: Kinesis hashes its partition key.
-PLAIN_CLOSE = b"}"
+PLAIN_CLOSE = closing()
 
 
 class Chunk:
@@ -235,7 +236,7 @@ class Outbox:
 
     def _new_queue(self, shard: Shard, shards: int, now: float) -> ShardQueue:
         # Free entries sent to the only shard of a stream need no explicit hash key: every key goes there.
-        close = PLAIN_CLOSE if shards == 1 else b',"ExplicitHashKey":"%b"}' % shard.explicit_hash_key
+        close = PLAIN_CLOSE if shards == 1 else closing(shard.explicit_hash_key)
         return ShardQueue(shard, Budget(self._limits, now), close)
 
     # ---------------------------------------------------------------- in

@@ -23,7 +23,7 @@ from hashlib import md5
 import orjson
 
 from destination_kinesis.aggregation import Aggregate
-from destination_kinesis.putrecords import open_entry
+from destination_kinesis.putrecords import closing, open_entry
 from destination_kinesis.shardmap import HASH_KEY_BYTES, Shard, ShardMap
 
 
@@ -117,20 +117,16 @@ def _always(shard: Shard) -> Callable[[], Shard]:
     return lambda: shard
 
 
-def _close(hash_key: bytes | None) -> bytes:
-    return b"}" if hash_key is None else b',"ExplicitHashKey":"%b"}' % hash_key
-
-
 def _aggregated(aggregate: Aggregate, packed: Packed, shard: Shard, hash_key: bytes | None,
                 digests: list[bytes] | None) -> Aggregated:
     outer = aggregate.partition_key
     assert outer is not None
-    entry = open_entry(aggregate.encode(), orjson.dumps(outer.decode("utf-8"))) + _close(hash_key)
+    entry = open_entry(aggregate.encode(), orjson.dumps(outer.decode("utf-8"))) + closing(hash_key)
     target = int(hash_key) if hash_key is not None else int.from_bytes(md5(outer).digest(), "big")
     return Aggregated(entry, aggregate.size, aggregate.records, packed, target, shard)
 
 
 def _plain(key: bytes, data: bytes, shard: Shard, hash_key: bytes | None) -> Aggregated:
-    entry = open_entry(data, orjson.dumps(key.decode("utf-8"))) + _close(hash_key)
+    entry = open_entry(data, orjson.dumps(key.decode("utf-8"))) + closing(hash_key)
     target = int(hash_key) if hash_key is not None else int.from_bytes(md5(key).digest(), "big")
     return Aggregated(entry, len(data) + len(key), 1, None, target, shard)

@@ -27,9 +27,15 @@ ENTRY = b'{"Data":"%b","PartitionKey":%b'
 
 
 def open_entry(data: bytes, quoted_partition_key: bytes) -> bytes:
-    """One PutRecords entry as JSON text without its closing brace (a call closes it: ``}``, or an
-    ``ExplicitHashKey`` member and ``}``); ``quoted_partition_key`` is the key as a JSON string, quotes included."""
+    """One PutRecords entry as JSON text without its closing brace (a call closes it with :func:`closing`);
+    ``quoted_partition_key`` is the key as a JSON string, quotes included."""
     return ENTRY % (b64encode(data), quoted_partition_key)
+
+
+def closing(explicit_hash_key: bytes | None = None) -> bytes:
+    """What closes an entry of :func:`open_entry`: ``}``, or its ``ExplicitHashKey`` member (the decimal digits
+    given) and ``}``."""
+    return b"}" if explicit_hash_key is None else b',"ExplicitHashKey":"%b"}' % explicit_hash_key
 
 
 class PutRecords:
